@@ -1,0 +1,167 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, StratData platform team
+# Apache License 2.0
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: preflight_inventory
+short_description: Validate the pi-cluster inventory and variables before any host is touched
+version_added: "0.1.0"
+description:
+  - Checks the topology (host count per group), k3s group membership, host addresses (present, unique,
+    inside the cluster subnet), vault variables, pinned versions, layer options, Airflow DAG delivery
+    and the NFS export network.
+  - Reports every problem at once, each as a sentence that names it, and fails when there is any.
+  - Runs on the control machine and changes nothing.
+options:
+  groups:
+    description: The inventory's C(groups) magic variable.
+    type: dict
+    required: true
+  topology:
+    description: Expected number of hosts per group.
+    type: dict
+    required: true
+  addresses:
+    description: Map of inventory host name to its C(ansible_host).
+    type: dict
+    required: true
+  subnet:
+    description: The cluster subnet in CIDR notation.
+    type: str
+    required: true
+  vault_missing:
+    description: Names of required vault variables that are undefined or empty (never their values).
+    type: list
+    elements: str
+    default: []
+  vault_is_example:
+    description: Whether the example vault of the repository is in use.
+    type: bool
+    default: false
+  lab:
+    description: Whether this is the podman lab.
+    type: bool
+    default: false
+  k3s_version:
+    description: The pinned k3s release.
+    type: str
+    required: true
+  pinned_versions:
+    description: Map of version variables (charts, images) to their values; each must be an exact version.
+    type: dict
+    default: {}
+  options:
+    description: Map of layer option variables to their values.
+    type: dict
+    default: {}
+  option_choices:
+    description: Map of layer option variables to their allowed values.
+    type: dict
+    default: {}
+  airflow_dags:
+    description: Airflow DAG delivery settings.
+    type: dict
+    required: true
+    suboptions:
+      mode:
+        description: C(git_sync) or C(rwx_pvc).
+        type: str
+        required: true
+      persistence_enabled:
+        description: Whether the chart's DAG persistence is on.
+        type: bool
+        required: true
+      persistence_access_mode:
+        description: Access mode of the DAG volume.
+        type: str
+        default: ReadWriteMany
+      git_sync_enabled:
+        description: Whether git-sync is on.
+        type: bool
+        required: true
+  nfs_export_network:
+    description: Network the NFS export is restricted to; must lie inside I(subnet).
+    type: str
+author:
+  - StratData platform team
+"""
+
+EXAMPLES = r"""
+- name: Validate the inventory
+  stratdata.pi_cluster.preflight_inventory:
+    groups: "{{ groups }}"
+    topology: "{{ pi_cluster_topology }}"
+    addresses: "{{ dict(groups['all'] | zip(groups['all'] | map('extract', hostvars) | map(attribute='ansible_host', default=''))) }}"
+    subnet: "{{ pi_cluster_subnet }}"
+    k3s_version: "{{ pi_cluster_k3s_version }}"
+    airflow_dags:
+      mode: git_sync
+      persistence_enabled: false
+      git_sync_enabled: true
+"""
+
+RETURN = r"""
+problems:
+  description: Every problem found, one sentence each. Empty when the inventory is valid.
+  returned: always
+  type: list
+  elements: str
+  sample: ["duplicate address 192.168.10.11 for hosts pi-worker-02, pi-worker-03: every node needs its own address"]
+checked_hosts:
+  description: Number of hosts checked.
+  returned: always
+  type: int
+  sample: 7
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stratdata.pi_cluster.plugins.module_utils.preflight import run_checks
+
+
+def argument_spec():
+    return dict(
+        groups=dict(type="dict", required=True),
+        topology=dict(type="dict", required=True),
+        addresses=dict(type="dict", required=True),
+        subnet=dict(type="str", required=True),
+        vault_missing=dict(type="list", elements="str", default=[]),
+        vault_is_example=dict(type="bool", default=False),
+        lab=dict(type="bool", default=False),
+        k3s_version=dict(type="str", required=True),
+        pinned_versions=dict(type="dict", default={}),
+        options=dict(type="dict", default={}),
+        option_choices=dict(type="dict", default={}),
+        airflow_dags=dict(
+            type="dict",
+            required=True,
+            options=dict(
+                mode=dict(type="str", required=True),
+                persistence_enabled=dict(type="bool", required=True),
+                persistence_access_mode=dict(type="str", default="ReadWriteMany"),
+                git_sync_enabled=dict(type="bool", required=True),
+            ),
+        ),
+        nfs_export_network=dict(type="str"),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    problems = run_checks(module.params)
+    result = dict(changed=False, problems=problems, checked_hosts=len(module.params["addresses"]))
+    if problems:
+        module.fail_json(
+            msg="Preflight found %d problem(s); nothing was changed:\n- %s" % (len(problems), "\n- ".join(problems)),
+            **result
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
