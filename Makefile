@@ -1,0 +1,77 @@
+# pi-cluster developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pi-cluster
+VENV ?= $(CACHE_DIR)/venv
+VENV_STAMP := $(VENV)/.requirements-$(shell sha256sum requirements-dev.txt | cut -c1-16)
+BIN := $(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PI_CLUSTER_CACHE := $(CACHE_DIR)
+LAB_VAULT := --vault-password-file lab/vault-password.txt
+DAGS_MODE ?= git_sync
+
+.PHONY: help venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit molecule fault-test test \
+        lab lab-destroy render bench build
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV_STAMP): requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV_STAMP)  ## create the pinned control-machine venv (cached)
+
+airflow-venv:  ## create the cached Airflow 3.0.2 venv used by the tests
+	bash scripts/airflow-venv.sh
+
+yamllint: venv
+	yamllint -s .
+
+ansible-lint: venv
+	ansible-lint --profile production --offline
+
+ruff: venv
+	ruff check .
+
+lint: yamllint ansible-lint ruff  ## yamllint, ansible-lint (production), ruff
+
+syntax: venv  ## syntax-check every playbook
+	@for pb in site.yml playbooks/*.yml; do \
+	  ansible-playbook --syntax-check $$pb >/dev/null || { echo "syntax-check failed: $$pb"; exit 1; }; \
+	done; echo "syntax-check: site.yml and playbooks/*.yml OK"
+
+secrets:  ## fail on any plaintext secret in the tree
+	python3 scripts/secret_scan.py .
+
+unit: venv airflow-venv  ## pytest: unit tests, real PostgreSQL 15 and real Airflow 3.0.2
+	pytest -p no:cacheprovider tests
+
+molecule: venv  ## molecule test on the seven-host podman lab (create, converge, idempotence, verify, destroy)
+	molecule test -s default
+
+fault-test: venv  ## stop one lab host mid-converge; the other six finish; a re-run converges it
+	bash tests/lab/fault_test.sh
+
+test: lint syntax secrets unit molecule fault-test  ## everything CI runs
+
+lab: venv  ## stand up the seven podman hosts and run site.yml against them
+	bash lab/lab.sh up
+	bash lab/lab.sh converge
+
+lab-destroy:  ## remove every container, network and generated file of the lab
+	bash lab/lab.sh down
+
+render: venv  ## render every Helm values file and manifest into build/rendered (DAGS_MODE=git_sync|rwx_pvc)
+	DAGS_MODE=$(DAGS_MODE) bash scripts/render.sh
+
+bench: venv airflow-venv  ## print performance figures (lab runs, module seeding, DAG parse)
+	python bench/bench_lab.py
+	python bench/bench_modules.py
+
+build: venv  ## build the collection tarball
+	ansible-galaxy collection build --force --output-path build/

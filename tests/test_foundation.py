@@ -1,0 +1,151 @@
+"""The collection's layout, inventory, tags and dependency pins, as a user meets them."""
+
+import configparser
+import json
+import re
+import tarfile
+
+import pytest
+import yaml
+from ansible.galaxy.dependency_resolution.versioning import meets_requirements
+from conftest import REPO, run_ansible
+
+ROLES = sorted(p.name for p in (REPO / "roles").iterdir() if p.is_dir())
+HOSTS = ["pi-master"] + ["pi-worker-%02d" % n for n in range(2, 8)]
+LAB_VAULT = ["--vault-password-file", "lab/vault-password.txt"]
+
+
+def test_bundled_collections_satisfy_requirements_yml():
+    wanted = yaml.safe_load((REPO / "requirements.yml").read_text())["collections"]
+    listed = run_ansible(["ansible-galaxy", "collection", "list", "--format", "json"])
+    assert listed.returncode == 0, listed.stdout
+    installed = {}
+    for path_entries in json.loads(listed.stdout[listed.stdout.index("{"):]).values():
+        for name, info in path_entries.items():
+            installed.setdefault(name, info["version"])
+    for item in wanted:
+        assert item["name"] in installed, "%s is not bundled by the pinned ansible package" % item["name"]
+        version = installed[item["name"]]
+        assert meets_requirements(version, item["version"]), "%s %s does not satisfy %s" % (
+            item["name"], version, item["version"])
+
+
+def test_galaxy_dependencies_match_requirements_yml():
+    galaxy = yaml.safe_load((REPO / "galaxy.yml").read_text())
+    wanted = {c["name"] for c in yaml.safe_load((REPO / "requirements.yml").read_text())["collections"]}
+    assert set(galaxy["dependencies"]) <= wanted
+
+
+def test_python_requirements_are_pinned():
+    lines = [ln.split("#")[0].strip() for ln in (REPO / "requirements-dev.txt").read_text().splitlines()]
+    reqs = [ln for ln in lines if ln]
+    assert reqs and all(re.match(r"^[A-Za-z0-9_.\[\]-]+==[\w.]+$", ln) for ln in reqs), reqs
+    names = {re.split(r"[\[=]", ln)[0].lower() for ln in reqs}
+    assert {"ansible", "kubernetes", "molecule", "pytest", "pytest-testinfra", "jmespath"} <= names
+
+
+def test_ansible_cfg_settings():
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "ansible.cfg")
+    d = cfg["defaults"]
+    assert d["inventory"] == "inventory/hosts.yml"
+    assert "./collections" in d["collections_path"].split(":")
+    assert int(d["forks"]) >= 10
+    assert d["fact_caching"] == "jsonfile" and d["fact_caching_connection"].startswith(".cache")
+    assert "profile_tasks" in d["callbacks_enabled"]
+    assert cfg["ssh_connection"].getboolean("pipelining")
+    assert "ControlPersist" in cfg["ssh_connection"]["ssh_args"]
+    assert ".cache/" in (REPO / ".gitignore").read_text()
+
+
+def test_collection_symlink_resolves_own_fqcns():
+    link = REPO / "collections" / "ansible_collections" / "stratdata" / "pi_cluster"
+    assert link.is_symlink() and link.resolve() == REPO
+    doc = run_ansible(["ansible-doc", "stratdata.pi_cluster.preflight_inventory"])
+    assert doc.returncode == 0 and "Checks the topology" in doc.stdout, doc.stdout
+
+
+def test_inventory_graph_shows_seven_hosts_in_their_groups():
+    out = run_ansible(["ansible-inventory", "--graph"] + LAB_VAULT)
+    assert out.returncode == 0, out.stdout
+    graph = out.stdout
+    for group in ("@k3s_cluster", "@k3s_server", "@k3s_agents", "@nfs_server", "@longhorn_nodes"):
+        assert group in graph
+    listed = json.loads(run_ansible(["ansible-inventory", "--list"] + LAB_VAULT).stdout)
+    all_hosts = set(listed["_meta"]["hostvars"])
+    assert all_hosts == set(HOSTS)
+    assert listed["k3s_server"]["hosts"] == ["pi-master"]
+    assert listed["k3s_agents"]["hosts"] == HOSTS[1:]
+
+
+def test_example_vault_is_encrypted_and_has_every_required_variable():
+    vault = REPO / "inventory" / "group_vars" / "all" / "vault.yml"
+    assert vault.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
+    plain = run_ansible(["ansible-vault", "view", str(vault)] + LAB_VAULT)
+    assert plain.returncode == 0, plain.stdout
+    values = yaml.safe_load(plain.stdout)
+    required = yaml.safe_load((REPO / "inventory/group_vars/all/main.yml").read_text())["pi_cluster_required_vault_vars"]
+    assert values["vault_is_example"] is True
+    for name in required:
+        assert values.get(name), name
+
+
+def test_every_role_has_argument_specs_and_documented_defaults():
+    for role in ROLES:
+        specs = REPO / "roles" / role / "meta" / "argument_specs.yml"
+        assert specs.exists(), "%s lacks meta/argument_specs.yml" % role
+        assert "main" in yaml.safe_load(specs.read_text())["argument_specs"], role
+        defaults = REPO / "roles" / role / "defaults" / "main.yml"
+        if defaults.exists() and yaml.safe_load(defaults.read_text()):
+            assert "#" in defaults.read_text(), "%s defaults are not documented" % role
+
+
+def test_site_syntax_check():
+    out = run_ansible(["ansible-playbook", "--syntax-check", "site.yml"])
+    assert out.returncode == 0, out.stdout
+
+
+def test_list_tags_has_a_tag_per_role_and_per_layer():
+    out = run_ansible(["ansible-playbook", "site.yml", "--list-tags"])
+    assert out.returncode == 0, out.stdout
+    tags = set()
+    for match in re.finditer(r"TASK TAGS: \[([^\]]*)\]", out.stdout):
+        tags |= {t.strip() for t in match.group(1).split(",") if t.strip()}
+    for role in ROLES:
+        assert role in tags or role == "k3s_binary", "no tag for role %s" % role
+    for layer in ("image", "os", "k3s", "storage", "backup", "data", "airflow", "verify"):
+        assert layer in tags, layer
+
+
+def test_airflow_tag_lists_only_the_airflow_layer():
+    out = run_ansible(["ansible-playbook", "site.yml", "--tags", "airflow", "--list-tasks"] + LAB_VAULT)
+    assert out.returncode == 0, out.stdout
+    plays = re.findall(r"^\s*play #\d+ \(([^)]*)\): ([^\t]*?)\s+TAGS: \[([^\]]*)\]", out.stdout, re.M)
+    tasks_by_play = re.split(r"^\s*play #\d+ ", out.stdout, flags=re.M)[1:]
+    listed = []
+    for (hosts, name, tags), body in zip(plays, tasks_by_play):
+        tasks = [ln.strip() for ln in body.splitlines()[2:] if "TAGS:" in ln]
+        if tasks:
+            listed.append((name, tasks))
+    names = [name for name, _ in listed]
+    assert names[0].startswith("Preflight"), names
+    assert all(n.startswith("Airflow") for n in names[1:]) and len(names) == 2, names
+    airflow_tasks = listed[1][1]
+    assert airflow_tasks and all("airflow" in t for t in airflow_tasks), airflow_tasks
+
+
+@pytest.mark.parametrize("playbook", sorted(p.name for p in (REPO / "playbooks").glob("*.yml")))
+def test_every_playbook_passes_syntax_check(playbook):
+    out = run_ansible(["ansible-playbook", "--syntax-check", "playbooks/%s" % playbook])
+    assert out.returncode == 0, out.stdout
+
+
+def test_collection_builds(tmp_path):
+    out = run_ansible(["ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), "--force"])
+    assert out.returncode == 0, out.stdout
+    tarball = next(tmp_path.glob("stratdata-pi_cluster-*.tar.gz"))
+    with tarfile.open(tarball) as tar:
+        names = tar.getnames()
+    assert "plugins/modules/preflight_inventory.py" in names
+    assert "roles/preflight/tasks/main.yml" in names
+    assert not any(n.startswith(("collections/", "tests/", ".git/", "lab/")) for n in names)
