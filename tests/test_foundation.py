@@ -84,7 +84,8 @@ def test_example_vault_is_encrypted_and_has_every_required_variable():
     plain = run_ansible(["ansible-vault", "view", str(vault)] + LAB_VAULT)
     assert plain.returncode == 0, plain.stdout
     values = yaml.safe_load(plain.stdout)
-    required = yaml.safe_load((REPO / "inventory/group_vars/all/main.yml").read_text())["pi_cluster_required_vault_vars"]
+    main_vars = yaml.safe_load((REPO / "inventory/group_vars/all/main.yml").read_text())
+    required = main_vars["pi_cluster_required_vault_vars"]
     assert values["vault_is_example"] is True
     for name in required:
         assert values.get(name), name
@@ -123,7 +124,7 @@ def test_airflow_tag_lists_only_the_airflow_layer():
     plays = re.findall(r"^\s*play #\d+ \(([^)]*)\): ([^\t]*?)\s+TAGS: \[([^\]]*)\]", out.stdout, re.M)
     tasks_by_play = re.split(r"^\s*play #\d+ ", out.stdout, flags=re.M)[1:]
     listed = []
-    for (hosts, name, tags), body in zip(plays, tasks_by_play):
+    for (_hosts, name, _tags), body in zip(plays, tasks_by_play):
         tasks = [ln.strip() for ln in body.splitlines()[2:] if "TAGS:" in ln]
         if tasks:
             listed.append((name, tasks))

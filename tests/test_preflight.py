@@ -154,6 +154,7 @@ def test_preflight_reports_every_problem_at_once(tmp_path):
 
 
 def test_preflight_never_prints_vault_values(tmp_path):
-    out = run_site(make_inventory(tmp_path, vault=dict(TEST_VAULT, vault_git_password="")), "playbooks/preflight.yml").stdout
+    inventory = make_inventory(tmp_path, vault=dict(TEST_VAULT, vault_git_password=""))
+    out = run_site(inventory, "playbooks/preflight.yml").stdout
     for value in TEST_VAULT.values():
         assert value not in out

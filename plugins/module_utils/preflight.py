@@ -47,7 +47,9 @@ def check_group_membership(groups):
     agents = set(groups.get("k3s_agents", []))
     k3s_hosts = servers | agents
     for host in sorted(servers & agents):
-        problems.append("host '%s' is in both k3s_server and k3s_agents: a node is either a server or an agent" % host)
+        problems.append(
+            "host '%s' is in both k3s_server and k3s_agents: a node is either a server or an agent" % host
+        )
     for host in sorted(set(groups.get("all", [])) - k3s_hosts):
         problems.append("host '%s' is in no k3s group: put it under k3s_server or k3s_agents" % host)
     for group in ("nfs_server", "longhorn_nodes"):
@@ -65,7 +67,9 @@ def check_addresses(addresses, subnet):
     seen = {}
     for host, address in sorted(addresses.items()):
         if not address:
-            problems.append("host '%s' has no ansible_host address (set it in inventory/host_vars/%s.yml)" % (host, host))
+            problems.append(
+                "host '%s' has no ansible_host address (set it in inventory/host_vars/%s.yml)" % (host, host)
+            )
             continue
         try:
             ip = ipaddress.ip_address(address)
@@ -77,7 +81,9 @@ def check_addresses(addresses, subnet):
         seen.setdefault(str(ip), []).append(host)
     for address, hosts in sorted(seen.items()):
         if len(hosts) > 1:
-            problems.append("duplicate address %s for hosts %s: every node needs its own address" % (address, ", ".join(hosts)))
+            problems.append(
+                "duplicate address %s for hosts %s: every node needs its own address" % (address, ", ".join(hosts))
+            )
     return problems
 
 
@@ -99,10 +105,14 @@ def check_vault(missing, is_example, lab):
 def check_versions(k3s_version, pinned):
     problems = []
     if not K3S_VERSION_RE.match(str(k3s_version or "")):
-        problems.append("pi_cluster_k3s_version '%s' is not a k3s release of the form vX.Y.Z+k3sN (e.g. v1.33.5+k3s1)" % k3s_version)
+        problems.append(
+            "pi_cluster_k3s_version '%s' is not a k3s release of the form vX.Y.Z+k3sN (e.g. v1.33.5+k3s1)" % k3s_version
+        )
     for name, value in sorted(pinned.items()):
         if not PINNED_VERSION_RE.match(str(value)):
-            problems.append("%s '%s' is not pinned: give an exact version such as 1.2.3 (no ranges, no 'latest')" % (name, value))
+            problems.append(
+                "%s '%s' is not pinned: give an exact version such as 1.2.3 (no ranges, no 'latest')" % (name, value)
+            )
     return problems
 
 

@@ -97,7 +97,9 @@ EXAMPLES = r"""
   stratdata.pi_cluster.preflight_inventory:
     groups: "{{ groups }}"
     topology: "{{ pi_cluster_topology }}"
-    addresses: "{{ dict(groups['all'] | zip(groups['all'] | map('extract', hostvars) | map(attribute='ansible_host', default=''))) }}"
+    addresses:
+      pi-master: 192.168.10.10
+      pi-worker-02: 192.168.10.11
     subnet: "{{ pi_cluster_subnet }}"
     k3s_version: "{{ pi_cluster_k3s_version }}"
     airflow_dags:
