@@ -33,7 +33,7 @@ yamllint: venv
 	yamllint -s .
 
 ansible-lint: venv
-	ansible-lint --profile production --offline
+	ANSIBLE_VAULT_PASSWORD_FILE=lab/vault-password.txt ansible-lint --profile production --offline
 
 ruff: venv
 	ruff check .
