@@ -29,11 +29,13 @@ SECRET_KEY_RE = re.compile(
 )
 # Values that are not secrets: templating, references, placeholders, empty values, booleans, names.
 SAFE_VALUE_RE = re.compile(
-    r"""^(["']?\{\{.*\}\}["']?|["']?[*!]["']?|["']{2}|null|~|true|false|\[\]|\{\}|[|>][-+]?|!vault.*|\$\{?[A-Z_]+\}?.*|"""
+    r"""^(["']?\{\{.*\}\}["']?|["']?[*!]["']?|["']{2}|null|~|true|false|["']?(yes|no)["']?|\[\]|\{\}|[|>][-+]?|!vault.*|\$\{?[A-Z_]+\}?.*|"""
     r"""["']?<[^>]+>["']?|["']?(REDACTED|CHANGE_ME|changeme)["']?|lookup\(.*|[A-Za-z0-9_.-]*(Secret|Name|_name|-secret|-credentials|Key)["']?)$"""
 )
 # Keys that name a Secret object or a file instead of holding a secret: existingSecret, jwtSecretName, ...
 REFERENCE_KEY_RE = re.compile(r"(name|secret|secretref|ref|file|path|enabled|mode|policy|keys?_?var)$", re.IGNORECASE)
+# Inside a Jinja dict literal ('token': k3s_server_token,) the value is a variable, not a secret.
+JINJA_DICT_ENTRY_RE = re.compile(r"""^\s*['"][^'"]+['"]\s*:\s*[a-z_][a-z0-9_.]*(\s*\|[^,]*)?,?\s*$""")
 SCANNED_SUFFIXES = {".yml", ".yaml", ".j2", ".cfg", ".ini", ".env", ".json", ".txt", ".conf", ".sh", ".py", ".md", ""}
 
 
@@ -71,7 +73,7 @@ def scan_file(rel, text):
                 findings.append((rel, lineno, name))
         if yaml_like and not line.lstrip().startswith("#"):
             match = SECRET_KEY_RE.match(line)
-            if match and not REFERENCE_KEY_RE.search(match.group(1)):
+            if match and not REFERENCE_KEY_RE.search(match.group(1)) and not JINJA_DICT_ENTRY_RE.match(line):
                 value = match.group(3).split(" #", 1)[0].strip()
                 if value and not SAFE_VALUE_RE.match(value):
                     findings.append((rel, lineno, "literal value for secret-like key '%s'" % match.group(1)))

@@ -50,6 +50,8 @@ def test_plaintext_secret_is_found(tmp_path, name, text, finding):
         "existingSecret: airflow-admin\n",
         "fernetKeySecretName: airflow-fernet-key\n",
         'x_password: ""\n',
+        "x_config: >-\n  {{ {\n    'token': k3s_server_token,\n  } }}\n",
+        'PasswordAuthentication: "no"\n',
     ],
 )
 def test_references_are_not_secrets(tmp_path, text):

@@ -160,6 +160,16 @@ def check_nfs_export(export_network, subnet):
     return []
 
 
+def check_required_settings(settings, lab):
+    if lab:
+        return []
+    return [
+        "%s is empty: %s" % (name, why)
+        for name, (value, why) in sorted(settings.items())
+        if not str(value if value is not None else "").strip()
+    ]
+
+
 def run_checks(params):
     """Run every check on the module's parameters; return the list of problems."""
     groups = params["groups"]
@@ -174,6 +184,7 @@ def run_checks(params):
     problems += check_dag_delivery(
         dags["mode"], dags["persistence_enabled"], dags["persistence_access_mode"], dags["git_sync_enabled"]
     )
+    problems += check_required_settings(params.get("required_settings") or {}, params["lab"])
     if params.get("nfs_export_network"):
         problems += check_nfs_export(params["nfs_export_network"], params["subnet"])
     return problems

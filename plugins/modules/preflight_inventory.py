@@ -85,6 +85,12 @@ options:
         description: Whether git-sync is on.
         type: bool
         required: true
+  required_settings:
+    description:
+      - Settings that must not be empty outside the lab, as a map of variable name to a pair
+        C([value, reason]) where the reason says what needs the setting.
+    type: dict
+    default: {}
   nfs_export_network:
     description: Network the NFS export is restricted to; must lie inside I(subnet).
     type: str
@@ -149,6 +155,7 @@ def argument_spec():
                 git_sync_enabled=dict(type="bool", required=True),
             ),
         ),
+        required_settings=dict(type="dict", default={}),
         nfs_export_network=dict(type="str"),
     )
 
