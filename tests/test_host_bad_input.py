@@ -1,0 +1,282 @@
+"""Bad input to the host-layer roles fails BEFORE anything changes.
+
+Each case runs ansible-playbook on localhost (connection local) with a small test playbook that
+calls the role (or its read-only check entry point) and asserts: non-zero exit, the role's own
+message, changed=0, and that no changing task was reached. Runs that could touch this machine if
+the check were broken use --check as a safety net.
+"""
+
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, ansible_env, run_ansible
+
+TEST_TOKEN = "pi-cluster-TEST-k3s-token-0123456789abcdef"
+
+
+def write_inventory(tmp_path: Path, **host_vars):
+    inv = tmp_path / "inventory"
+    (inv / "group_vars" / "all").mkdir(parents=True)
+    hosts = {
+        "all": {
+            "hosts": {"localhost": {"ansible_connection": "local", "ansible_host": "192.168.10.10"}},
+            "children": {
+                "k3s_cluster": {"children": {"k3s_server": {"hosts": {"localhost": None}}, "k3s_agents": {}}},
+                "nfs_server": {"hosts": {"localhost": None}},
+            },
+        }
+    }
+    hosts["all"]["hosts"]["localhost"].update(host_vars)
+    (inv / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    (inv / "group_vars" / "all" / "main.yml").write_text(
+        yaml.safe_dump(
+            {
+                "pi_cluster_lab": False,
+                "pi_cluster_domain": "stratdata.org",
+                "pi_cluster_subnet": "192.168.10.0/24",
+                "pi_cluster_k3s_version": "v1.33.5+k3s1",
+                "pi_cluster_nfs_export_path": "/srv/nfs/k8s",
+                "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+            }
+        )
+    )
+    return inv / "hosts.yml"
+
+
+def write_playbook(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "play.yml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def play(inventory, playbook, *extra, check=False):
+    args = ["ansible-playbook", "-i", str(inventory), str(playbook)]
+    if check:
+        args.append("--check")
+    for item in extra:
+        args += ["-e", item]
+    return run_ansible(args, env=ansible_env())
+
+
+def recap(stdout):
+    match = re.search(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout, re.M)
+    assert match, stdout[-3000:]
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
+
+
+def assert_failed_unchanged(res, message):
+    assert res.returncode != 0, res.stdout[-3000:]
+    assert message in res.stdout, res.stdout[-3000:]
+    counts = recap(res.stdout)
+    assert counts["failed"] == 1 and counts["changed"] == 0, res.stdout[-3000:]
+
+
+ROLE_PLAY = """
+- name: Bad-input test
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: {role}
+"""
+
+
+@pytest.mark.parametrize("role", ["k3s_server", "k3s_agent", "k3s_binary"])
+@pytest.mark.parametrize("version", ["1.33.5+k3s1", "v1.33.5", "v1.33+k3s1", "latest"])
+def test_bad_k3s_version_is_refused(tmp_path, role, version):
+    inventory = write_inventory(tmp_path, vault_k3s_token=TEST_TOKEN, ansible_architecture="aarch64")
+    playbook = write_playbook(tmp_path, ROLE_PLAY.format(role=role))
+    res = play(inventory, playbook, "pi_cluster_k3s_version=%s" % version, check=True)
+    assert_failed_unchanged(res, "v1.33.5+k3s1")
+    assert "must look like v1.33.5+k3s1" in res.stdout
+    assert "Install" not in res.stdout.split("must look like")[0].split("TASK")[-1]
+
+
+@pytest.mark.parametrize("role", ["k3s_server", "k3s_agent"])
+@pytest.mark.parametrize("token", [None, "", "   "])
+def test_missing_token_is_refused(tmp_path, role, token):
+    host_vars = {} if token is None else {"vault_k3s_token": token}
+    inventory = write_inventory(tmp_path, **host_vars)
+    playbook = write_playbook(tmp_path, ROLE_PLAY.format(role=role))
+    res = play(inventory, playbook, check=True)
+    assert res.returncode != 0
+    assert recap(res.stdout)["changed"] == 0
+    # no_log hides the assert's own message; the task name says what is wrong
+    assert "Refuse a missing cluster token" in res.stdout
+    assert "censored" in res.stdout
+    assert "k3s_binary" not in res.stdout  # nothing after the check ran
+
+
+def test_token_never_printed(tmp_path):
+    """A good token passes validation and appears nowhere in the output (config task has no_log)."""
+    inventory = write_inventory(tmp_path, vault_k3s_token=TEST_TOKEN)
+    playbook = write_playbook(
+        tmp_path,
+        """
+        - name: Validation and config rendering only
+          hosts: localhost
+          gather_facts: false
+          tasks:
+            - name: Validate
+              ansible.builtin.include_role:
+                name: stratdata.pi_cluster.k3s_server
+                tasks_from: validate.yml
+        """,
+    )
+    res = run_ansible(["ansible-playbook", "-vv", "--check", "-i", str(inventory), str(playbook)], env=ansible_env())
+    assert res.returncode == 0, res.stdout[-3000:]
+    assert "Refuse a missing cluster token" in res.stdout
+    assert TEST_TOKEN not in res.stdout
+
+
+@pytest.mark.parametrize(
+    "network",
+    ["10.0.0.0/8", "192.168.0.0/16", "192.168.11.0/24", "0.0.0.0/0", "*", "not-a-network"],
+)
+def test_nfs_export_outside_subnet_is_refused(tmp_path, network):
+    inventory = write_inventory(tmp_path)
+    playbook = write_playbook(tmp_path, ROLE_PLAY.format(role="nfs_server"))
+    res = play(inventory, playbook, "nfs_server_export_network=%s" % network, check=True)
+    assert_failed_unchanged(res, "must lie inside the")
+    assert "cluster subnet 192.168.10.0/24" in res.stdout
+    assert "Install the NFS server" not in res.stdout
+
+
+def test_nfs_export_inside_subnet_passes_validation(tmp_path):
+    inventory = write_inventory(tmp_path)
+    playbook = write_playbook(
+        tmp_path,
+        """
+        - name: Validation only
+          hosts: localhost
+          gather_facts: false
+          tasks:
+            - name: Validate
+              ansible.builtin.include_role:
+                name: stratdata.pi_cluster.nfs_server
+                tasks_from: validate.yml
+        """,
+    )
+    for network in ("192.168.10.0/24", "192.168.10.0/26", "192.168.10.7"):
+        res = play(inventory, playbook, "nfs_server_export_network=%s" % network)
+        assert res.returncode == 0, res.stdout[-3000:]
+
+
+# --- data disk -------------------------------------------------------------------------------
+
+def mkfs(path: Path, kind: str, label: str = ""):
+    with open(path, "wb") as fh:
+        fh.truncate(64 * 1024 * 1024)
+    if kind == "ext4":
+        cmd = ["mkfs.ext4", "-q", "-F"] + (["-L", label] if label else []) + [str(path)]
+    elif kind == "vfat":
+        cmd = ["mkfs.vfat"] + (["-n", label] if label else []) + [str(path)]
+    elif kind == "dos-table":
+        cmd = ["sfdisk", "-q", str(path)]
+    else:
+        return path
+    subprocess.run(cmd, check=True, capture_output=True, input=b"label: dos\nstart=2048, type=83\n"
+                   if kind == "dos-table" else None, env={"PATH": "/usr/sbin:/sbin:/usr/bin:/bin"})
+    return path
+
+
+CHECK_PLAY = """
+- name: Data disk check
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Check
+      ansible.builtin.include_role:
+        name: stratdata.pi_cluster.storage_prereqs
+        tasks_from: data_disk_check
+    - name: Show the decision
+      ansible.builtin.debug:
+        msg: "ACTION={{ storage_prereqs_data_disk_action }}"
+"""
+
+
+@pytest.mark.parametrize(
+    "kind,label,found",
+    [("vfat", "", "vfat"), ("ext4", "data", "ext4"), ("ext4", "", "ext4"), ("dos-table", "", "PTTYPE=dos"),
+     ("vfat", "LONGHORN", "vfat")],
+)
+def test_foreign_data_disk_is_never_formatted(tmp_path, kind, label, found):
+    disk = mkfs(tmp_path / "disk.img", kind, label)
+    before = subprocess.run(["sha256sum", str(disk)], capture_output=True, text=True).stdout.split()[0]
+    inventory = write_inventory(tmp_path)
+    playbook = write_playbook(tmp_path, CHECK_PLAY)
+    res = play(inventory, playbook, "storage_prereqs_data_disk=%s" % disk)
+    assert_failed_unchanged(res, "so it is NEVER formatted")
+    assert "already holds %s" % found in res.stdout
+    after = subprocess.run(["sha256sum", str(disk)], capture_output=True, text=True).stdout.split()[0]
+    assert before == after
+
+
+def test_foreign_disk_stops_the_whole_role_first(tmp_path):
+    """The full role: the disk check is the first thing; packages are never reached (--check as safety net)."""
+    disk = mkfs(tmp_path / "disk.img", "vfat")
+    inventory = write_inventory(tmp_path)
+    playbook = write_playbook(tmp_path, ROLE_PLAY.format(role="storage_prereqs"))
+    res = play(inventory, playbook, "storage_prereqs_data_disk=%s" % disk, check=True)
+    assert_failed_unchanged(res, "so it is NEVER formatted")
+    assert "Install the Longhorn prerequisites" not in res.stdout
+
+
+def test_missing_data_disk_is_refused(tmp_path):
+    inventory = write_inventory(tmp_path)
+    playbook = write_playbook(tmp_path, CHECK_PLAY)
+    res = play(inventory, playbook, "storage_prereqs_data_disk=%s" % (tmp_path / "nope"))
+    assert_failed_unchanged(res, "does not exist or is not a block device")
+
+
+def test_blank_disk_is_formatted_once_then_only_mounted(tmp_path):
+    disk = mkfs(tmp_path / "disk.img", "blank")
+    inventory = write_inventory(tmp_path)
+    check = write_playbook(tmp_path, CHECK_PLAY)
+    res = play(inventory, check, "storage_prereqs_data_disk=%s" % disk)
+    assert res.returncode == 0 and "ACTION=format" in res.stdout, res.stdout[-3000:]
+
+    fmt = tmp_path / "format.yml"
+    fmt.write_text(
+        CHECK_PLAY
+        + textwrap.indent(
+            textwrap.dedent(
+                """\
+                - name: Format (no mount in the test)
+                  ansible.builtin.include_role:
+                    name: stratdata.pi_cluster.storage_prereqs
+                    tasks_from: data_disk
+                  vars:
+                    storage_prereqs_mount_data_disk: false
+                """
+            ),
+            "    ",
+        )
+    )
+    first = play(inventory, fmt, "storage_prereqs_data_disk=%s" % disk)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert recap(first.stdout)["changed"] == 1
+    probe = subprocess.run(["/usr/sbin/blkid", "-p", "-o", "export", str(disk)], capture_output=True, text=True).stdout
+    assert "TYPE=ext4" in probe and "LABEL=longhorn" in probe
+
+    second = play(inventory, fmt, "storage_prereqs_data_disk=%s" % disk)
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert "ACTION=mount" in second.stdout
+    assert recap(second.stdout)["changed"] == 0
+
+
+def test_reset_refuses_without_confirmation(tmp_path):
+    """playbooks/reset.yml: no answer (no terminal) and no -e confirm_reset=yes -> stops on the control machine."""
+    inventory = write_inventory(tmp_path)
+    res = subprocess.run(
+        ["ansible-playbook", "-i", str(inventory), "playbooks/reset.yml"],
+        cwd=str(REPO), env=ansible_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=300,
+    )
+    assert res.returncode != 0
+    assert "Reset not confirmed" in res.stdout
+    assert "remove k3s from the nodes" not in res.stdout.split("Reset not confirmed")[0]
+    assert "Stop and disable the k3s units" not in res.stdout
