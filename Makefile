@@ -71,7 +71,7 @@ render: venv  ## render every Helm values file and manifest into build/rendered 
 
 bench: venv airflow-venv  ## print performance figures (lab runs, module seeding, DAG parse)
 	python bench/bench_lab.py
-	python bench/bench_modules.py
+	python bench/bench_modules.py --rows 10000 --loop-rows 50
 
 build: venv  ## build the collection tarball
 	ansible-galaxy collection build --force --output-path build/

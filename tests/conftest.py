@@ -11,7 +11,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
-pytest_plugins = []
+pytest_plugins = ["fixtures.postgres", "fixtures.airflow"]
 
 
 def ansible_env(**extra):

@@ -1,0 +1,621 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: appdb_dag_config
+short_description: Upsert DAG job configuration rows and exchange groups in the application database
+description:
+  - Makes the rows of C(financial_screener.dag_configuration) (keyed by C(dag_id), C(job_name)) and
+    C(financial_screener.exchange_groups) (keyed by group name) match Ansible data.
+  - B(Every row is validated before anything is written), and all errors are reported together.
+    Checked are the Kubernetes quantity syntax of C(cpu_request), C(memory_request), C(cpu_limit) and
+    C(memory_limit) (the real grammar of k8s.io/apimachinery C(resource.Quantity), non-negative,
+    limit >= request), a positive C(batch_size), IANA time zones (Python C(zoneinfo)), that every exchange
+    of a job exists in an exchange group, that no exchange is in two groups, and that keys are unique.
+  - All writes happen in one transaction under a transaction-level advisory lock.
+  - Efficient for large inputs, with one C(SELECT) of the existing rows, comparison in Python, batched
+    C(INSERT ... ON CONFLICT DO UPDATE) and C(DELETE) with C(psycopg2.extras.execute_values).
+  - The tables are created by M(stratdata.pi_cluster.appdb_migrations); run it first.
+version_added: "1.0.0"
+options:
+  database:
+    description:
+      - Application database.
+    type: str
+    default: appdb
+    aliases: [db, login_db]
+  schema:
+    description:
+      - Schema holding the two tables.
+    type: str
+    default: financial_screener
+  dag_configuration:
+    description:
+      - The job rows. Omit to leave the table alone.
+      - Keys missing from a row are taken from O(job_defaults).
+    type: list
+    elements: dict
+    suboptions:
+      dag_id:
+        description: DAG the job belongs to.
+        type: str
+        required: true
+      job_name:
+        description: Job name, unique within the DAG (lower case, digits, C(_), C(-)).
+        type: str
+        required: true
+      exchanges:
+        description: Exchanges the job loads; each must belong to an exchange group.
+        type: list
+        elements: str
+        required: true
+      cpu_request:
+        description: Kubernetes CPU request of the job's pod, e.g. C(500m).
+        type: str
+      memory_request:
+        description: Kubernetes memory request of the job's pod, e.g. C(1Gi).
+        type: str
+      cpu_limit:
+        description: Kubernetes CPU limit (no limit when unset).
+        type: str
+      memory_limit:
+        description: Kubernetes memory limit (no limit when unset).
+        type: str
+      batch_size:
+        description: Symbols per batch, > 0.
+        type: int
+      enabled:
+        description: Whether the DAG runs this job.
+        type: bool
+  job_defaults:
+    description:
+      - Values for the keys a row of O(dag_configuration) does not set.
+      - C(cpu_request), C(memory_request) and C(batch_size) must end up set for every row, from the row or
+        from here.
+    type: dict
+    default: {}
+    suboptions:
+      cpu_request:
+        description: Default CPU request.
+        type: str
+      memory_request:
+        description: Default memory request.
+        type: str
+      cpu_limit:
+        description: Default CPU limit.
+        type: str
+      memory_limit:
+        description: Default memory limit.
+        type: str
+      batch_size:
+        description: Default batch size.
+        type: int
+      enabled:
+        description: Default enabled flag.
+        type: bool
+        default: true
+  exchange_groups:
+    description:
+      - The exchange groups. Omit to leave the table alone (the jobs' exchanges are then checked against
+        the groups already in the database).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Group name (lower case, digits, C(_), C(-)).
+        type: str
+        required: true
+      timezone:
+        description: IANA time zone of the group's exchanges, e.g. C(Europe/London).
+        type: str
+        required: true
+      exchanges:
+        description: Exchanges of the group.
+        type: list
+        elements: str
+        required: true
+  prune:
+    description:
+      - Delete the rows of a managed table (one whose option is given) that are not declared.
+    type: bool
+    default: false
+  page_size:
+    description:
+      - Rows per batched statement.
+    type: int
+    default: 500
+extends_documentation_fragment:
+  - stratdata.pi_cluster.postgres
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+    details: Validates, compares and reports the counts; writes nothing (the transaction is rolled back).
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+    details: One line per inserted, updated or deleted row (JSON), before and after.
+seealso:
+  - module: stratdata.pi_cluster.appdb_migrations
+author:
+  - StratData platform team (@stratdata)
+"""
+
+EXAMPLES = r"""
+- name: Seed the historical load jobs and the exchange groups
+  stratdata.pi_cluster.appdb_dag_config:
+    login_host: "{{ appdb_host }}"
+    login_password: "{{ vault_appdb_postgres_password }}"
+    job_defaults:
+      cpu_request: 500m
+      memory_request: 1Gi
+      batch_size: 500
+    exchange_groups:
+      - {name: us_markets, timezone: America/New_York, exchanges: [NYSE, NASDAQ]}
+      - {name: lse, timezone: Europe/London, exchanges: [LSE]}
+    dag_configuration:
+      - {dag_id: historical_load_equities, job_name: us_markets, exchanges: [NYSE, NASDAQ]}
+      - {dag_id: historical_load_equities, job_name: lse, exchanges: [LSE], memory_request: 2Gi}
+  no_log: true
+
+- name: Make the tables exactly the declared rows
+  stratdata.pi_cluster.appdb_dag_config:
+    login_password: "{{ vault_appdb_postgres_password }}"
+    exchange_groups: "{{ groups_data }}"
+    dag_configuration: "{{ jobs_data }}"
+    prune: true
+  no_log: true
+"""
+
+RETURN = r"""
+inserted:
+  description: Rows inserted (both tables; would be, in check mode).
+  returned: always
+  type: int
+  sample: 4
+updated:
+  description: Rows updated (both tables).
+  returned: always
+  type: int
+  sample: 0
+unchanged:
+  description: Declared rows already as declared (both tables).
+  returned: always
+  type: int
+  sample: 0
+deleted:
+  description: Rows deleted by O(prune) (both tables).
+  returned: always
+  type: int
+  sample: 0
+dag_configuration:
+  description: Counts for C(dag_configuration); all zero when the option is omitted.
+  returned: always
+  type: dict
+  sample: {inserted: 4, updated: 0, unchanged: 0, deleted: 0}
+exchange_groups:
+  description: Counts for C(exchange_groups); all zero when the option is omitted.
+  returned: always
+  type: dict
+  sample: {inserted: 4, updated: 0, unchanged: 0, deleted: 0}
+queries:
+  description: Statements run; batched ones once with their row count. In check mode, writes are listed as not executed.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import json
+import re
+from decimal import Decimal
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stratdata.pi_cluster.plugins.module_utils.pg_connection import (
+    QueryLog,
+    advisory_lock_key,
+    connect,
+    db_error_message,
+    pg_argument_spec,
+    psycopg2,
+)
+
+try:
+    import zoneinfo
+except ImportError:  # pragma: no cover - python < 3.9
+    zoneinfo = None
+
+IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+DAG_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+EXCHANGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.&-]{0,62}$")
+
+# Kubernetes resource.Quantity grammar (k8s.io/apimachinery/pkg/api/resource/quantity.go):
+#   <quantity>        ::= <signedNumber><suffix>
+#   <suffix>          ::= <binarySI> | <decimalExponent> | <decimalSI>
+#   <binarySI>        ::= Ki | Mi | Gi | Ti | Pi | Ei
+#   <decimalSI>       ::= m | "" | k | M | G | T | P | E
+#   <decimalExponent> ::= "e" <signedNumber> | "E" <signedNumber>
+#   <signedNumber>    ::= <number> | <sign><number>
+#   <number>          ::= <digits> | <digits>.<digits> | <digits>. | .<digits>
+# The parser (parseQuantityString) only accepts an integer exponent, so does this regex.
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+QUANTITY_RE = re.compile(
+    r"^(?P<sign>[+-]?)(?P<number>" + _NUMBER + r")"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?[0-9]+|)$"
+)
+_BINARY = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
+_DECIMAL = {"m": Decimal("0.001"), "": Decimal(1), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6,
+            "G": Decimal(10) ** 9, "T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18}
+
+ROW_FIELDS = ("exchanges", "cpu_request", "memory_request", "cpu_limit", "memory_limit", "batch_size", "enabled")
+DEFAULTABLE = ("cpu_request", "memory_request", "cpu_limit", "memory_limit", "batch_size", "enabled")
+
+
+def parse_quantity(text):
+    """Value of a Kubernetes quantity as a Decimal, or None if ``text`` is not one."""
+    if not isinstance(text, str):
+        return None
+    match = QUANTITY_RE.match(text)
+    if not match:
+        return None
+    value = Decimal(match.group("number") if not match.group("number").startswith(".")
+                    else "0" + match.group("number"))
+    if match.group("sign") == "-":
+        value = -value
+    suffix = match.group("suffix")
+    if suffix in _BINARY:
+        return value * _BINARY[suffix]
+    if suffix in _DECIMAL:
+        return value * _DECIMAL[suffix]
+    exponent = int(suffix[1:])
+    if abs(exponent) > 100:
+        return None
+    return value.scaleb(exponent)
+
+
+def argument_spec():
+    spec = pg_argument_spec(default_database="appdb")
+    spec.update(
+        schema=dict(type="str", default="financial_screener"),
+        dag_configuration=dict(
+            type="list",
+            elements="dict",
+            options=dict(
+                dag_id=dict(type="str", required=True),
+                job_name=dict(type="str", required=True),
+                exchanges=dict(type="list", elements="str", required=True),
+                cpu_request=dict(type="str"),
+                memory_request=dict(type="str"),
+                cpu_limit=dict(type="str"),
+                memory_limit=dict(type="str"),
+                batch_size=dict(type="int"),
+                enabled=dict(type="bool"),
+            ),
+        ),
+        job_defaults=dict(
+            type="dict",
+            default={},
+            options=dict(
+                cpu_request=dict(type="str"),
+                memory_request=dict(type="str"),
+                cpu_limit=dict(type="str"),
+                memory_limit=dict(type="str"),
+                batch_size=dict(type="int"),
+                enabled=dict(type="bool", default=True),
+            ),
+        ),
+        exchange_groups=dict(
+            type="list",
+            elements="dict",
+            options=dict(
+                name=dict(type="str", required=True),
+                timezone=dict(type="str", required=True),
+                exchanges=dict(type="list", elements="str", required=True),
+            ),
+        ),
+        prune=dict(type="bool", default=False),
+        page_size=dict(type="int", default=500),
+    )
+    return spec
+
+
+def valid_timezone(name):
+    if zoneinfo is None or not name or name.startswith("/") or ".." in name:
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except Exception:
+        return False
+    return True
+
+
+def normalise_groups(groups, errors):
+    """Validate declared groups -> {name: (timezone, [exchanges])}."""
+    declared = {}
+    for index, group in enumerate(groups):
+        where = "exchange_groups[%d] (%s)" % (index, group["name"])
+        if not NAME_RE.match(group["name"] or ""):
+            errors.append("%s: name must be lower case letters, digits, '_' or '-'" % where)
+        if group["name"] in declared:
+            errors.append("%s: duplicate group name" % where)
+        if not valid_timezone(group["timezone"]):
+            errors.append("%s: timezone %r is not an IANA time zone" % (where, group["timezone"]))
+        exchanges = list(group["exchanges"] or [])
+        if not exchanges:
+            errors.append("%s: exchanges must not be empty" % where)
+        for exchange in exchanges:
+            if not EXCHANGE_RE.match(exchange or ""):
+                errors.append("%s: exchange %r is not a valid exchange code" % (where, exchange))
+        if len(set(exchanges)) != len(exchanges):
+            errors.append("%s: exchanges contain duplicates" % where)
+        declared[group["name"]] = (group["timezone"], exchanges)
+    return declared
+
+
+def check_quantity(where, field, value, errors):
+    if value is None:
+        return None
+    quantity = parse_quantity(value)
+    if quantity is None:
+        errors.append("%s: %s %r is not a Kubernetes quantity (e.g. 500m, 1, 1.5, 1Gi, 512Mi, 1e3)"
+                      % (where, field, value))
+    elif quantity < 0:
+        errors.append("%s: %s %r must not be negative" % (where, field, value))
+        return None
+    return quantity
+
+
+def normalise_jobs(rows, job_defaults, errors):
+    """Validate declared job rows.
+
+    Returns {(dag_id, job_name): (exchanges, cpu_req, mem_req, cpu_lim, mem_lim, batch, enabled)}.
+    """
+    declared = {}
+    for index, row in enumerate(rows):
+        where = "dag_configuration[%d] (%s/%s)" % (index, row["dag_id"], row["job_name"])
+        values = {}
+        for key in DEFAULTABLE:
+            values[key] = row.get(key) if row.get(key) is not None else job_defaults.get(key)
+        if values["enabled"] is None:
+            values["enabled"] = True
+        if not DAG_ID_RE.match(row["dag_id"] or ""):
+            errors.append("%s: dag_id must be letters, digits, '_', '.' or '-'" % where)
+        if not NAME_RE.match(row["job_name"] or ""):
+            errors.append("%s: job_name must be lower case letters, digits, '_' or '-'" % where)
+        key = (row["dag_id"], row["job_name"])
+        if key in declared:
+            errors.append("%s: duplicate (dag_id, job_name)" % where)
+        exchanges = list(row["exchanges"] or [])
+        if not exchanges:
+            errors.append("%s: exchanges must not be empty" % where)
+        if len(set(exchanges)) != len(exchanges):
+            errors.append("%s: exchanges contain duplicates" % where)
+        for field in ("cpu_request", "memory_request"):
+            if values[field] is None:
+                errors.append("%s: %s is not set (in the row or in job_defaults)" % (where, field))
+        cpu_req = check_quantity(where, "cpu_request", values["cpu_request"], errors)
+        mem_req = check_quantity(where, "memory_request", values["memory_request"], errors)
+        cpu_lim = check_quantity(where, "cpu_limit", values["cpu_limit"], errors)
+        mem_lim = check_quantity(where, "memory_limit", values["memory_limit"], errors)
+        if cpu_req is not None and cpu_lim is not None and cpu_lim < cpu_req:
+            errors.append("%s: cpu_limit %s is below cpu_request %s"
+                          % (where, values["cpu_limit"], values["cpu_request"]))
+        if mem_req is not None and mem_lim is not None and mem_lim < mem_req:
+            errors.append("%s: memory_limit %s is below memory_request %s"
+                          % (where, values["memory_limit"], values["memory_request"]))
+        batch = values["batch_size"]
+        if batch is None:
+            errors.append("%s: batch_size is not set (in the row or in job_defaults)" % where)
+        elif isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0 or batch > 2147483647:
+            errors.append("%s: batch_size %r must be a positive integer" % (where, batch))
+        declared[key] = (exchanges, values["cpu_request"], values["memory_request"], values["cpu_limit"],
+                         values["memory_limit"], batch, bool(values["enabled"]))
+    return declared
+
+
+def check_exchanges(jobs, group_exchanges, rows_by_key, errors):
+    """Every exchange of every job row that will exist after the run must be in an exchange group.
+
+    ``rows_by_key`` maps declared keys to their index in dag_configuration; keys missing from it are rows
+    already in the database that stay (not declared, not pruned).
+    """
+    known = ", ".join(sorted(group_exchanges)) or "none"
+    for key, values in sorted(jobs.items()):
+        unknown = [e for e in values[0] if e not in group_exchanges]
+        if not unknown:
+            continue
+        where = ("dag_configuration[%d] (%s/%s)" % (rows_by_key[key], key[0], key[1]) if key in rows_by_key
+                 else "existing row %s/%s (not declared, kept)" % key)
+        errors.append("%s: exchange(s) %s not in any exchange group (known: %s)" % (where, ", ".join(unknown), known))
+
+
+def compare(declared, existing, prune):
+    """Return (to_insert, to_update, unchanged_count, to_delete); rows as (key, values)."""
+    inserts, updates, unchanged = [], [], 0
+    for key, values in declared.items():
+        current = existing.get(key)
+        if current is None:
+            inserts.append((key, values))
+        elif current != values:
+            updates.append((key, values))
+        else:
+            unchanged += 1
+    deletes = [(key, existing[key]) for key in existing if key not in declared] if prune else []
+    return inserts, updates, unchanged, deletes
+
+
+def write_groups(log, schema, inserts, updates, deletes, page_size, check_mode):
+    table = '"%s".exchange_groups' % schema
+    upsert = ("INSERT INTO %s AS t (group_name, timezone, exchanges) VALUES %%s "
+              "ON CONFLICT (group_name) DO UPDATE SET timezone = EXCLUDED.timezone, "
+              "exchanges = EXCLUDED.exchanges, updated_at = now()" % table)
+    delete = "DELETE FROM %s AS t USING (VALUES %%s) AS v(group_name) WHERE t.group_name = v.group_name" % table
+    rows = [(key, values[0], list(values[1])) for key, values in inserts + updates]
+    if check_mode:
+        if rows:
+            log.note("%s -- %d row(s)" % (upsert, len(rows)))
+        if deletes:
+            log.note("%s -- %d row(s)" % (delete, len(deletes)))
+        return
+    log.execute_values(upsert, rows, template="(%s, %s, %s::text[])", page_size=page_size)
+    log.execute_values(delete, [(key,) for key, _values in deletes], page_size=page_size)
+
+
+def write_jobs(log, schema, inserts, updates, deletes, page_size, check_mode):
+    table = '"%s".dag_configuration' % schema
+    columns = "dag_id, job_name, exchanges, cpu_request, memory_request, cpu_limit, memory_limit, batch_size, enabled"
+    upsert = ("INSERT INTO %s AS t (%s) VALUES %%s ON CONFLICT (dag_id, job_name) DO UPDATE SET "
+              "exchanges = EXCLUDED.exchanges, cpu_request = EXCLUDED.cpu_request, "
+              "memory_request = EXCLUDED.memory_request, cpu_limit = EXCLUDED.cpu_limit, "
+              "memory_limit = EXCLUDED.memory_limit, batch_size = EXCLUDED.batch_size, "
+              "enabled = EXCLUDED.enabled, updated_at = now()" % (table, columns))
+    delete = ("DELETE FROM %s AS t USING (VALUES %%s) AS v(dag_id, job_name) "
+              "WHERE t.dag_id = v.dag_id AND t.job_name = v.job_name" % table)
+    rows = [key + (list(values[0]),) + tuple(values[1:]) for key, values in inserts + updates]
+    if check_mode:
+        if rows:
+            log.note("%s -- %d row(s)" % (upsert, len(rows)))
+        if deletes:
+            log.note("%s -- %d row(s)" % (delete, len(deletes)))
+        return
+    log.execute_values(upsert, rows, template="(%s, %s, %s::text[], %s, %s, %s, %s, %s, %s)", page_size=page_size)
+    log.execute_values(delete, [key for key, _values in deletes], page_size=page_size)
+
+
+def read_existing(log, schema):
+    log.execute('SELECT group_name, timezone, exchanges FROM "%s".exchange_groups' % schema)
+    groups = dict((r[0], (r[1], list(r[2]))) for r in log.cursor.fetchall())
+    log.execute('SELECT dag_id, job_name, exchanges, cpu_request, memory_request, cpu_limit, memory_limit, '
+                'batch_size, enabled FROM "%s".dag_configuration' % schema)
+    jobs = dict(((r[0], r[1]), (list(r[2]),) + tuple(r[3:])) for r in log.cursor.fetchall())
+    return groups, jobs
+
+
+def diff_lines(table, changes):
+    before, after = [], []
+    for _kind, key, old, new in changes:
+        label = "%s %s" % (table, "/".join(key) if isinstance(key, tuple) else key)
+        if old is not None:
+            before.append("%s %s\n" % (label, json.dumps(old)))
+        if new is not None:
+            after.append("%s %s\n" % (label, json.dumps(new)))
+    return before, after
+
+
+def row_dict(fields, values):
+    return dict(zip(fields, values)) if values is not None else None
+
+
+def run_module():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    params = module.params
+    schema = params["schema"]
+    if not IDENT_RE.match(schema):
+        module.fail_json(msg="schema %r must be a lower-case SQL identifier" % schema)
+    if params["page_size"] < 1:
+        module.fail_json(msg="page_size must be positive")
+    check_mode = module.check_mode
+    counts = dict(inserted=0, updated=0, unchanged=0, deleted=0)
+    result = dict(changed=False, dag_configuration=dict(counts), exchange_groups=dict(counts), queries=[], **counts)
+
+    # Validation that needs no database: every row, all errors collected.
+    errors = []
+    groups = normalise_groups(params["exchange_groups"] or [], errors)
+    job_rows = params["dag_configuration"] or []
+    jobs = normalise_jobs(job_rows, params["job_defaults"] or {}, errors)
+    # No early exit on errors: the checks against the database's groups below add theirs, so the
+    # operator sees every problem at once. Nothing is written while errors is not empty.
+
+    conn = connect(module, autocommit=False)
+    log = QueryLog(conn.cursor())
+    result["queries"] = log.queries
+    try:
+        log.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_lock_key("stratdata.pi_cluster.appdb_dag_config"),))
+        log.execute("SELECT to_regclass(%s), to_regclass(%s)",
+                    ("%s.exchange_groups" % schema, "%s.dag_configuration" % schema))
+        if None in log.cursor.fetchone():
+            module.fail_json(msg="Tables %s.exchange_groups and %s.dag_configuration not found in database %s: "
+                             "run stratdata.pi_cluster.appdb_migrations first" % (schema, schema, params["database"]),
+                             **result)
+        existing_groups, existing_jobs = read_existing(log, schema)
+
+        # Validation against the final state of the groups (declared, plus existing ones not pruned).
+        final_groups = dict(existing_groups) if params["exchange_groups"] is None else {}
+        if params["exchange_groups"] is not None and not params["prune"]:
+            final_groups.update(existing_groups)
+        final_groups.update(groups)
+        group_exchanges = {}
+        for name in sorted(final_groups):
+            for exchange in final_groups[name][1]:
+                if exchange in group_exchanges and group_exchanges[exchange] != name:
+                    errors.append("exchange %s is in two exchange groups: %s and %s"
+                                  % (exchange, group_exchanges[exchange], name))
+                group_exchanges.setdefault(exchange, name)
+        positions = dict(((r["dag_id"], r["job_name"]), i) for i, r in enumerate(job_rows))
+        final_jobs = dict(jobs)
+        if params["dag_configuration"] is None or not params["prune"]:
+            for key, values in existing_jobs.items():
+                final_jobs.setdefault(key, values)
+        check_exchanges(final_jobs, group_exchanges, positions, errors)
+        if errors:
+            conn.rollback()
+            module.fail_json(msg=summarise(errors), errors=errors, **result)
+
+        changes = {}
+        if params["exchange_groups"] is not None:
+            ins, upd, same, dele = compare(groups, existing_groups, params["prune"])
+            write_groups(log, schema, ins, upd, dele, params["page_size"], check_mode)
+            result["exchange_groups"] = dict(inserted=len(ins), updated=len(upd), unchanged=same, deleted=len(dele))
+            changes["exchange_groups"] = (ins, upd, dele, existing_groups, ("timezone", "exchanges"))
+        if params["dag_configuration"] is not None:
+            ins, upd, same, dele = compare(jobs, existing_jobs, params["prune"])
+            write_jobs(log, schema, ins, upd, dele, params["page_size"], check_mode)
+            result["dag_configuration"] = dict(inserted=len(ins), updated=len(upd), unchanged=same, deleted=len(dele))
+            changes["dag_configuration"] = (ins, upd, dele, existing_jobs, ROW_FIELDS)
+        if check_mode:
+            conn.rollback()
+        else:
+            conn.commit()
+    except psycopg2.Error as exc:
+        conn.rollback()
+        module.fail_json(msg="Database error, transaction rolled back, nothing written: %s"
+                         % db_error_message(exc, module), **result)
+    finally:
+        conn.close()
+
+    for key in counts:
+        result[key] = result["exchange_groups"][key] + result["dag_configuration"][key]
+    result["changed"] = bool(result["inserted"] or result["updated"] or result["deleted"])
+    if module._diff and result["changed"]:
+        before, after = [], []
+        for table, (ins, upd, dele, existing, fields) in sorted(changes.items()):
+            entries = [("insert", k, None, row_dict(fields, v)) for k, v in ins]
+            entries += [("update", k, row_dict(fields, existing[k]), row_dict(fields, v)) for k, v in upd]
+            entries += [("delete", k, row_dict(fields, v), None) for k, v in dele]
+            b, a = diff_lines(table, entries)
+            before += b
+            after += a
+        result["diff"] = dict(before="".join(before), after="".join(after))
+    module.exit_json(**result)
+
+
+def summarise(errors, limit=50):
+    head = errors[:limit]
+    more = len(errors) - len(head)
+    return "Validation failed, nothing written (%d error(s)): %s%s" % (
+        len(errors), "; ".join(head), " ... and %d more" % more if more else "")
+
+
+def main():
+    run_module()
+
+
+if __name__ == "__main__":
+    main()
