@@ -6,11 +6,13 @@ git over ssh, opt-in MinIO, cert-manager), then checks what the roles would appl
 """
 
 import base64
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -92,7 +94,7 @@ def test_every_release_and_manifest_is_rendered(rendered):
             "longhorn-namespace.yaml", "longhorn-node-labels.patch.yaml", "longhorn-local-path-not-default.patch.yaml",
             "nfs-provisioner-namespace.yaml", "velero-namespace.yaml", "velero-credentials.secret.yaml",
             "app-database-namespace.yaml", "app-database-auth.secret.yaml", "airflow-namespace.yaml",
-            "airflow-secrets.secret.yaml",
+            "airflow-secrets.secret.yaml", "airflow-jobs-rbac.yaml",
         ]:
             assert expected in files, (name, files)
     assert "velero-minio.yaml" in {p.name for p in Path(rendered["variant"]).iterdir()}
@@ -320,6 +322,72 @@ def test_plain_manifests_validate_against_kubernetes_1_33(rendered):
                 kubernetes_validate.validate(doc, "1.33.0", strict=True)
                 checked += 1
     assert checked >= 30
+
+
+def dag_settings():
+    """dags/pi_cluster_dags/settings.py (plain constants, no Airflow import): what the DAGs read at run time."""
+    spec = importlib.util.spec_from_file_location("pi_cluster_dag_settings",
+                                                  REPO / "dags" / "pi_cluster_dags" / "settings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("mode", ["git_sync", "rwx_pvc"])
+def test_airflow_gives_the_dags_their_connection_and_jobs_namespace(rendered, mode):
+    settings = dag_settings()
+    af = values(rendered[mode], "airflow.values.yaml")
+    # connection appdb: only a reference to the Secret (chart `secret:` list), never a value
+    conn_env = "AIRFLOW_CONN_%s" % settings.APPDB_CONN_ID_DEFAULT.upper()
+    assert conn_env == "AIRFLOW_CONN_APPDB"
+    assert af["secret"] == [{"envName": conn_env, "secretName": "airflow-appdb-connection", "secretKey": conn_env}]
+    # Variable pi_cluster_jobs_namespace: plain env (chart `env:` list)
+    env = {e["name"]: e for e in af["env"]}
+    var_env = "AIRFLOW_VAR_%s" % settings.JOBS_NAMESPACE_VAR.upper()
+    assert env[var_env] == {"name": var_env, "value": settings.JOBS_NAMESPACE_DEFAULT}
+    assert conn_env not in env
+    # the Secret itself: in the Airflow namespace, redacted by make render
+    secrets = {d["metadata"]["name"]: d for d in docs(Path(rendered[mode]) / "airflow-secrets.secret.yaml")}
+    secret = secrets["airflow-appdb-connection"]
+    assert secret["metadata"]["namespace"] == "airflow"
+    assert "data" not in secret
+    assert secret["stringData"] == {conn_env: "REDACTED"}
+    # the test vault's appdb password (plain, URL-encoded, base64) appears in no rendered file
+    password = str(yaml.safe_load(TEST_VAULT.read_text())["vault_appdb_password"])
+    forms = {password, quote(password, safe=""), base64.b64encode(password.encode()).decode()}
+    for path in Path(rendered[mode]).iterdir():
+        text = path.read_text()
+        for form in forms:
+            assert form not in text, "%s leaks the appdb password (%s)" % (path.name, form)
+
+
+@pytest.mark.parametrize("mode", ["git_sync", "rwx_pvc"])
+def test_airflow_scheduler_may_run_job_pods_in_the_jobs_namespace(rendered, mode):
+    import kubernetes_validate  # in requirements-dev.txt: a missing package must fail, not skip
+    directory = Path(rendered[mode])
+    namespaces = docs(directory / "airflow-namespace.yaml")
+    assert {d["metadata"]["name"] for d in namespaces if d["kind"] == "Namespace"} == {"airflow", "financial-screener"}
+    rbac = docs(directory / "airflow-jobs-rbac.yaml")
+    by_kind = {d["kind"]: d for d in rbac}
+    assert len(rbac) == 2 and set(by_kind) == {"Role", "RoleBinding"}
+    role, binding = by_kind["Role"], by_kind["RoleBinding"]
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "financial-screener"
+    verbs = {}
+    for rule in role["rules"]:
+        assert rule["apiGroups"] == [""]
+        for resource in rule["resources"]:
+            verbs.setdefault(resource, set()).update(rule["verbs"])
+    assert set(verbs) == {"pods", "pods/log", "events"}
+    assert verbs["pods"] >= {"create", "get", "list", "watch", "delete"}
+    assert verbs["pods/log"] >= {"get"}
+    assert verbs["events"] >= {"list"}
+    assert not any("*" in v for v in verbs.values())
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    # LocalExecutor: the tasks run in the scheduler pod, service account "<release>-scheduler" (chart 1.18.0)
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "airflow-scheduler", "namespace": "airflow"}]
+    for doc in namespaces + rbac:
+        kubernetes_validate.validate(doc, "1.33.0", strict=True)
 
 
 @pytest.mark.parametrize("values_name", sorted(VALUES_CHARTS))
