@@ -12,7 +12,7 @@ export PI_CLUSTER_CACHE := $(CACHE_DIR)
 LAB_VAULT := --vault-password-file lab/vault-password.txt
 DAGS_MODE ?= git_sync
 
-.PHONY: help venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit molecule fault-test test \
+.PHONY: help venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit molecule fault-test lab-tests test \
         lab lab-destroy render bench build
 
 help:  ## list the targets
@@ -57,7 +57,11 @@ molecule: venv  ## molecule test on the seven-host podman lab (create, converge,
 fault-test: venv  ## stop one lab host mid-converge; the other six finish; a re-run converges it
 	bash tests/lab/fault_test.sh
 
-test: lint syntax secrets unit molecule fault-test  ## everything CI runs
+lab-tests: venv  ## molecule on the lab, then the fault test on the same lab, then remove it
+	bash lab/lab.sh down
+	molecule test -s default --destroy never && bash tests/lab/fault_test.sh; rc=$$?; bash lab/lab.sh down; exit $$rc
+
+test: lint syntax secrets unit lab-tests  ## everything CI runs
 
 lab: venv  ## stand up the seven podman hosts and run site.yml against them
 	bash lab/lab.sh up
