@@ -1,6 +1,7 @@
 """Shared pytest setup: repository paths, the ansible environment, service fixtures."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,23 @@ def run_ansible(args, cwd=REPO, env=None, timeout=600):
         [exe] + list(args[1:]), cwd=str(cwd), env=env or ansible_env(), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, timeout=timeout,
     )
+
+
+def run_playbook(inventory, playbook, *extra, check=False):
+    """ansible-playbook on an inventory with -e for each extra item (and --check when asked)."""
+    args = ["ansible-playbook", "-i", str(inventory), str(playbook)]
+    if check:
+        args.append("--check")
+    for item in extra:
+        args += ["-e", item]
+    return run_ansible(args, env=ansible_env())
+
+
+def localhost_recap(stdout):
+    """The PLAY RECAP counters of localhost as a dict."""
+    match = re.search(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout, re.M)
+    assert match, stdout[-3000:]
+    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
 
 
 @pytest.fixture(scope="session")

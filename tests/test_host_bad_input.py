@@ -6,14 +6,13 @@ message, changed=0, and that no changing task was reached. Runs that could touch
 the check were broken use --check as a safety net.
 """
 
-import re
 import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, ansible_env, run_ansible
+from conftest import REPO, ansible_env, localhost_recap, run_ansible, run_playbook
 
 TEST_TOKEN = "pi-cluster-TEST-k3s-token-0123456789abcdef"
 
@@ -53,19 +52,8 @@ def write_playbook(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def play(inventory, playbook, *extra, check=False):
-    args = ["ansible-playbook", "-i", str(inventory), str(playbook)]
-    if check:
-        args.append("--check")
-    for item in extra:
-        args += ["-e", item]
-    return run_ansible(args, env=ansible_env())
-
-
-def recap(stdout):
-    match = re.search(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout, re.M)
-    assert match, stdout[-3000:]
-    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
+play = run_playbook
+recap = localhost_recap
 
 
 def assert_failed_unchanged(res, message):

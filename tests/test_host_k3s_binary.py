@@ -7,14 +7,13 @@ check can run it. Install paths point into the test's temp dir.
 
 import hashlib
 import http.server
-import re
 import threading
 from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ansible_env, run_ansible
+from conftest import localhost_recap, run_playbook
 
 VERSION = "v1.33.5+k3s1"
 PLAY = """
@@ -94,17 +93,8 @@ def setup(tmp_path, **group_vars):
     return inv / "hosts.yml", tmp_path / "play.yml"
 
 
-def run(inventory, playbook, *extra):
-    args = ["ansible-playbook", "-i", str(inventory), str(playbook)]
-    for item in extra:
-        args += ["-e", item]
-    return run_ansible(args, env=ansible_env())
-
-
-def recap(stdout):
-    match = re.search(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", stdout, re.M)
-    assert match, stdout[-3000:]
-    return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups())))
+run = run_playbook
+recap = localhost_recap
 
 
 @pytest.mark.parametrize("arch,fact", [("amd64", "x86_64"), ("arm64", "aarch64")])
