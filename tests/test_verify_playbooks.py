@@ -12,19 +12,16 @@
 import ast
 import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import REPO, VENV_BIN, ansible_env
 
-REPO = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
 if str(REPO / "collections") not in sys.path:
     sys.path.insert(0, str(REPO / "collections"))
 
@@ -36,16 +33,8 @@ MY_PLAYBOOKS = ("playbooks/verify.yml", "playbooks/repair-dags.yml", "playbooks/
 
 
 def env(**extra):
-    environ = dict(os.environ)
-    environ["PATH"] = "%s:%s" % (VENV_BIN, environ.get("PATH", ""))
-    environ["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
-    environ["ANSIBLE_NOCOLOR"] = "1"
-    environ["ANSIBLE_FORCE_COLOR"] = "0"
-    environ["ANSIBLE_DEPRECATION_WARNINGS"] = "0"
-    environ["ANSIBLE_LOCALHOST_WARNING"] = "0"
-    environ["ANSIBLE_INVENTORY_UNPARSED_WARNING"] = "0"
-    environ.update({k: str(v) for k, v in extra.items()})
-    return environ
+    quiet = dict(ANSIBLE_DEPRECATION_WARNINGS=0, ANSIBLE_LOCALHOST_WARNING=0, ANSIBLE_INVENTORY_UNPARSED_WARNING=0)
+    return ansible_env(**dict(quiet, **extra))
 
 
 def ansible_playbook(*args, environ=None, timeout=600):
