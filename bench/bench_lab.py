@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Lab benchmark: how long site.yml takes on the seven podman hosts, side by side in one run.
 
-    python bench/bench_lab.py            # fresh lab (down + up), then the runs below
+    python bench/bench_lab.py            # fresh lab (down + up), the runs below, then down
     python bench/bench_lab.py --reuse    # keep a running lab: no first converge row
 
 Rows:
@@ -156,6 +156,9 @@ def main() -> None:
     print("-" * 61)
     print(f"defaults / project settings (no-op): {noop_defaults / noop:.2f}x")
     print(f"logs: {LOG_DIR.relative_to(REPO)}/")
+    if not args.reuse:
+        # the bench made this lab: leave the machine as it found it
+        subprocess.run(["bash", "lab/lab.sh", "down"], cwd=REPO, env=env, check=False)
 
 
 if __name__ == "__main__":
