@@ -25,6 +25,6 @@ mkdir -p "${out}"
 out="$(cd "${out}" && pwd)"
 export ANSIBLE_CONFIG="${repo}/ansible.cfg"
 ansible-playbook playbooks/render.yml "${args[@]}" -e "@${vault}" \
-  -e "airflow_dags_mode=${mode}" -e "pi_cluster_render_dir=${out}" "$@"
+  -e "pi_cluster_dags_mode=${mode}" -e "pi_cluster_render_dir=${out}" "$@"
 echo "render: ${mode} -> ${out}"
 ls -1 "${out}"

@@ -11,6 +11,60 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+CLUSTER_CONTRACT_FILE = REPO / "inventory" / "group_vars" / "all" / "cluster.yml"
+
+
+def load_cluster_contract():
+    """The cluster contract (inventory/group_vars/all/cluster.yml) with its templates resolved, as Ansible sees it.
+
+    Tests take the shared names from here instead of writing them again.
+    """
+    import jinja2
+    import yaml
+
+    context = yaml.safe_load((REPO / "inventory" / "group_vars" / "all" / "main.yml").read_text())
+    raw = yaml.safe_load(CLUSTER_CONTRACT_FILE.read_text())
+    context.update(raw)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+
+    def render(value):
+        if isinstance(value, str) and "{{" in value:
+            return env.from_string(value).render(**context).strip()
+        if isinstance(value, list):
+            return [render(item) for item in value]
+        if isinstance(value, dict):
+            return {key: render(item) for key, item in value.items()}
+        return value
+
+    for _ in range(10):
+        rendered = {key: render(value) for key, value in raw.items()}
+        if rendered == {key: context[key] for key in raw}:
+            break
+        context.update(rendered)
+    return {key: context[key] for key in raw}
+
+
+CONTRACT = load_cluster_contract()
+# The options every caller of the assessment passes from the contract (as roles/verify does).
+ASSESSMENT_NAMES = {
+    "airflow_namespace": CONTRACT["pi_cluster_airflow_namespace"],
+    "databases_namespace": CONTRACT["pi_cluster_appdb_namespace"],
+    "velero_namespace": CONTRACT["pi_cluster_velero_namespace"],
+    "backup_namespaces": CONTRACT["pi_cluster_backup_namespaces"],
+    "ingress_host": CONTRACT["pi_cluster_airflow_host"],
+}
+# The options every caller of the repair plan passes from the contract (as playbooks/repair-dags.yml does).
+REPAIR_NAMES = {
+    "dags_mode": CONTRACT["pi_cluster_dags_mode"],
+    "namespace": CONTRACT["pi_cluster_airflow_namespace"],
+    "release": CONTRACT["pi_cluster_airflow_release"],
+    "rwx_storage_class": CONTRACT["pi_cluster_rwx_storage_class"],
+}
+
+
+def appdb_module_args(pg, dbname):
+    """Connection options plus the contract's appdb schema, as the appdb_config role passes them."""
+    return dict(pg.module_args(dbname), schema=CONTRACT["pi_cluster_appdb_schema"])
 
 pytest_plugins = ["fixtures.postgres", "fixtures.airflow"]
 

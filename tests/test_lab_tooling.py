@@ -165,7 +165,7 @@ def test_generated_inventory_partial(real_inventory, tmp_path):
 
 def test_lab_group_vars_link_the_real_ones():
     lab_all = REPO / "inventory" / "lab" / "group_vars" / "all"
-    for name in ("main.yml", "vault.yml"):
+    for name in ("cluster.yml", "main.yml", "vault.yml"):
         link = lab_all / name
         assert link.is_symlink(), name
         assert link.resolve() == (REPO / "inventory" / "group_vars" / "all" / name).resolve()

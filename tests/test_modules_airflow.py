@@ -15,6 +15,7 @@ import time
 
 import pytest
 import yaml
+from conftest import appdb_module_args
 
 from fixtures.airflow import API_PASSWORD, API_USER, probe_parse
 
@@ -130,13 +131,13 @@ def test_historical_load_maps_one_pod_per_seeded_row(fresh_parse, run_module, po
     The dag-processor must have parsed the bundle first (it registers the outlet asset, as in production).
     """
     env, pg, db = fresh_parse, postgres_server, pg_database
-    assert not run_module("appdb_migrations", dict(pg.module_args(db), path=MIGRATIONS_DIR)).get("failed")
+    assert not run_module("appdb_migrations", dict(appdb_module_args(pg, db), path=MIGRATIONS_DIR)).get("failed")
     rows = copy.deepcopy(DEFAULTS["appdb_config_dag_configuration"])
     by_name = {r["job_name"]: r for r in rows}
     by_name["lse"].update(cpu_request="250m", memory_request="768Mi", cpu_limit="2", memory_limit="3Gi",
                           batch_size=50)
     by_name["european_markets"]["enabled"] = False
-    seeded = run_module("appdb_dag_config", dict(pg.module_args(db), dag_configuration=rows,
+    seeded = run_module("appdb_dag_config", dict(appdb_module_args(pg, db), dag_configuration=rows,
                                                  job_defaults=DEFAULTS["appdb_config_job_defaults"],
                                                  exchange_groups=DEFAULTS["appdb_config_exchange_groups"]))
     assert not seeded.get("failed"), seeded.get("msg")

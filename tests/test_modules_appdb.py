@@ -15,6 +15,7 @@ import threading
 
 import pytest
 import yaml
+from conftest import CLUSTER_CONTRACT_FILE, appdb_module_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIGRATIONS_DIR = os.path.join(REPO, "roles", "appdb_config", "files", "migrations")
@@ -25,12 +26,12 @@ from ansible_collections.stratdata.pi_cluster.plugins.modules.appdb_dag_config i
 
 
 def migrate(run_module, pg, db, **extra):
-    return run_module("appdb_migrations", dict(pg.module_args(db), path=MIGRATIONS_DIR, **extra))
+    return run_module("appdb_migrations", dict(appdb_module_args(pg, db), path=MIGRATIONS_DIR, **extra))
 
 
 def seed_args(pg, db, **overrides):
     args = dict(
-        pg.module_args(db),
+        appdb_module_args(pg, db),
         job_defaults=copy.deepcopy(DEFAULTS["appdb_config_job_defaults"]),
         exchange_groups=copy.deepcopy(DEFAULTS["appdb_config_exchange_groups"]),
         dag_configuration=copy.deepcopy(DEFAULTS["appdb_config_dag_configuration"]),
@@ -54,7 +55,7 @@ def snapshot(pg, db):
 
 def test_migrations_check_mode_then_apply_then_idempotent(run_module, postgres_server, pg_database):
     pg, db = postgres_server, pg_database
-    check = run_module("appdb_migrations", dict(pg.module_args(db), path=MIGRATIONS_DIR), check=True, diff=True)
+    check = run_module("appdb_migrations", dict(appdb_module_args(pg, db), path=MIGRATIONS_DIR), check=True, diff=True)
     assert not check.get("failed"), check.get("msg")
     assert check["changed"] is True
     assert check["applied"] == []
@@ -83,7 +84,7 @@ def test_migrations_check_mode_then_apply_then_idempotent(run_module, postgres_s
     assert second["already_applied"] == first["applied"]
 
     # check mode with nothing pending: not changed
-    third = run_module("appdb_migrations", dict(pg.module_args(db), path=MIGRATIONS_DIR), check=True)
+    third = run_module("appdb_migrations", dict(appdb_module_args(pg, db), path=MIGRATIONS_DIR), check=True)
     assert third["changed"] is False
 
 
@@ -95,7 +96,7 @@ def test_migrations_as_data_match_files_checksums(run_module, postgres_server, p
     for name in sorted(os.listdir(MIGRATIONS_DIR)):
         with open(os.path.join(MIGRATIONS_DIR, name)) as handle:
             as_data.append({"name": name, "sql": handle.read().rstrip("\n")})
-    result = run_module("appdb_migrations", dict(pg.module_args(db), migrations=as_data))
+    result = run_module("appdb_migrations", dict(appdb_module_args(pg, db), migrations=as_data))
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] is False
 
@@ -111,7 +112,7 @@ def test_migration_failing_halfway_leaves_nothing_behind(run_module, postgres_se
                                                    "CREATE TABLE financial_screener.never (id int);"},
         {"name": "0003_after.sql", "sql": "CREATE TABLE financial_screener.after (id int);"},
     ]
-    result = run_module("appdb_migrations", dict(pg.module_args(db), migrations=migrations))
+    result = run_module("appdb_migrations", dict(appdb_module_args(pg, db), migrations=migrations))
     assert result.get("failed") is True
     assert "0002_breaks_halfway.sql" in result["msg"]
     assert "division by zero" in result["msg"]
@@ -124,7 +125,7 @@ def test_migration_failing_halfway_leaves_nothing_behind(run_module, postgres_se
 
     # fixed file -> the run continues where it stopped
     migrations[1]["sql"] = "CREATE TABLE financial_screener.half (id int);"
-    result = run_module("appdb_migrations", dict(pg.module_args(db), migrations=migrations))
+    result = run_module("appdb_migrations", dict(appdb_module_args(pg, db), migrations=migrations))
     assert not result.get("failed"), result.get("msg")
     assert result["applied"] == ["0002_breaks_halfway.sql", "0003_after.sql"]
 
@@ -132,28 +133,30 @@ def test_migration_failing_halfway_leaves_nothing_behind(run_module, postgres_se
 def test_changed_applied_migration_fails_and_is_never_reapplied(run_module, postgres_server, pg_database):
     pg, db = postgres_server, pg_database
     migrations = [{"name": "0001_t.sql", "sql": "CREATE TABLE public.t (id int);"}]
-    assert run_module("appdb_migrations", dict(pg.module_args(db), migrations=migrations))["changed"] is True
+    assert run_module("appdb_migrations", dict(appdb_module_args(pg, db), migrations=migrations))["changed"] is True
     before = pg.query(db, "SELECT version, checksum, applied_at FROM financial_screener.schema_migrations")
 
     edited = [{"name": "0001_t.sql", "sql": "CREATE TABLE public.t (id bigint);"},
               {"name": "0002_u.sql", "sql": "CREATE TABLE public.u (id int);"}]
-    result = run_module("appdb_migrations", dict(pg.module_args(db), migrations=edited))
+    result = run_module("appdb_migrations", dict(appdb_module_args(pg, db), migrations=edited))
     assert result.get("failed") is True
     assert "0001_t.sql" in result["msg"] and "changed since" in result["msg"]
     assert pg.query(db, "SELECT version, checksum, applied_at FROM financial_screener.schema_migrations") == before
     assert not table_exists(pg, db, "public.u")  # nothing applied after detecting the change
     assert pg.query(db, "SELECT data_type FROM information_schema.columns WHERE table_name = 't'") == [("integer",)]
 
-    check = run_module("appdb_migrations", dict(pg.module_args(db), migrations=edited), check=True)
+    check = run_module("appdb_migrations", dict(appdb_module_args(pg, db), migrations=edited), check=True)
     assert check.get("failed") is True and "0001_t.sql" in check["msg"]
 
 
 def test_invalid_migration_names_and_out_of_order(run_module, postgres_server, pg_database):
     pg, db = postgres_server, pg_database
-    bad = run_module("appdb_migrations", dict(pg.module_args(db), migrations=[{"name": "init.sql", "sql": "SELECT 1"}]))
+    bad = run_module("appdb_migrations", dict(appdb_module_args(pg, db),
+                                              migrations=[{"name": "init.sql", "sql": "SELECT 1"}]))
     assert bad.get("failed") and "init.sql" in bad["msg"]
-    run_module("appdb_migrations", dict(pg.module_args(db), migrations=[{"name": "0002_b.sql", "sql": "SELECT 1"}]))
-    late = run_module("appdb_migrations", dict(pg.module_args(db), migrations=[
+    run_module("appdb_migrations", dict(appdb_module_args(pg, db),
+                                        migrations=[{"name": "0002_b.sql", "sql": "SELECT 1"}]))
+    late = run_module("appdb_migrations", dict(appdb_module_args(pg, db), migrations=[
         {"name": "0001_a.sql", "sql": "SELECT 1"}, {"name": "0002_b.sql", "sql": "SELECT 1"}]))
     assert late.get("failed") and "0001_a.sql" in late["msg"] and "older" in late["msg"]
 
@@ -168,7 +171,7 @@ def test_concurrent_runs_serialise_on_the_advisory_lock(run_module, postgres_ser
     results = [None, None]
 
     def worker(index):
-        results[index] = run_module("appdb_migrations", dict(pg.module_args(db), migrations=migrations))
+        results[index] = run_module("appdb_migrations", dict(appdb_module_args(pg, db), migrations=migrations))
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
     for thread in threads:
@@ -256,7 +259,7 @@ def test_pruning_a_group_still_used_by_kept_rows_fails(run_module, postgres_serv
     run_module("appdb_dag_config", seed_args(pg, db))
     before = snapshot(pg, db)
     groups = [g for g in DEFAULTS["appdb_config_exchange_groups"] if g["name"] != "lse"]
-    args = dict(pg.module_args(db), exchange_groups=groups, prune=True)  # dag_configuration not managed
+    args = dict(appdb_module_args(pg, db), exchange_groups=groups, prune=True)  # dag_configuration not managed
     result = run_module("appdb_dag_config", args)
     assert result.get("failed") is True
     assert "existing row historical_load_equities/lse (not declared, kept): exchange(s) LSE" in result["msg"]
@@ -330,6 +333,8 @@ def test_quantity_grammar_rejects(text):
 ROLE_PLAY = """
 - hosts: localhost
   gather_facts: false
+  vars_files:
+    - {contract}
   vars:
     ansible_python_interpreter: {python}
     appdb_config_host: 127.0.0.1
@@ -352,7 +357,8 @@ ROLE_PLAY = """
 
 def _role_run(pg, db, tmp_path, run_module, extra_vars=None):
     play = tmp_path / "role.yml"
-    play.write_text(ROLE_PLAY.format(python=sys.executable, port=pg.port, db=db, password=pg.password))
+    play.write_text(ROLE_PLAY.format(python=sys.executable, port=pg.port, db=db, password=pg.password,
+                                     contract=CLUSTER_CONTRACT_FILE))
     env = run_module.env()
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
            str(play)]

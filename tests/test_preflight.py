@@ -95,7 +95,7 @@ BAD_CASES = {
         "NFS export network 127.0.0.0/8 is outside the cluster subnet 127.0.10.0/24",
     ),
     "readwriteonce dag volume": (
-        dict(group_vars={"airflow_dags_mode": "rwx_pvc", "airflow_dags_persistence_access_mode": "ReadWriteOnce"}),
+        dict(group_vars={"pi_cluster_dags_mode": "rwx_pvc", "airflow_dags_persistence_access_mode": "ReadWriteOnce"}),
         "Airflow DAG volume with accessMode ReadWriteOnce is refused",
     ),
     "dag persistence plus git-sync": (
@@ -103,8 +103,8 @@ BAD_CASES = {
         "DAG persistence and git-sync are both enabled",
     ),
     "unknown dag mode": (
-        dict(group_vars={"airflow_dags_mode": "copy_by_hand"}),
-        "value of airflow_dags_mode must be one of: git_sync, rwx_pvc, got: copy_by_hand",
+        dict(group_vars={"pi_cluster_dags_mode": "copy_by_hand"}),
+        "value of pi_cluster_dags_mode must be one of: git_sync, rwx_pvc, got: copy_by_hand",
     ),
     "misspelt layer option": (
         dict(group_vars={"airflow_dag_mode": "git_sync"}),

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 import yaml
+from conftest import CONTRACT
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -30,7 +31,7 @@ VARIANT = {
     # (split so that the secret scanner does not take the fake key for a real one)
     "vault_git_ssh_key": ("-----BEGIN OPENSSH PRIV" "ATE KEY-----\nFAKE-ssh-key-body-77aa\n"
                           "-----END OPENSSH PRIV" "ATE KEY-----"),
-    "airflow_dags_git_repo": "git@github.com:stratdata/financial-screener-dags.git",
+    "pi_cluster_dags_git_repo": "git@github.com:stratdata/financial-screener-dags.git",
     "airflow_dags_git_known_hosts": "github.com ssh-ed25519 AAAAFAKEHOSTKEY",
     "airflow_ingress_cert_manager_issuer": "letsencrypt",
     "velero_storage_mode": "minio",
@@ -103,12 +104,12 @@ def test_every_release_and_manifest_is_rendered(rendered):
 
 def test_git_sync_mode_sets_ref_and_no_dag_volume(rendered):
     dags = values(rendered["git_sync"], "airflow.values.yaml")["dags"]
-    inventory = yaml.safe_load((REPO / "inventory" / "group_vars" / "all" / "main.yml").read_text())
+    inventory = CONTRACT
     assert dags["gitSync"]["enabled"] is True
-    assert dags["gitSync"]["ref"] == inventory["airflow_dags_git_ref"]
+    assert dags["gitSync"]["ref"] == inventory["pi_cluster_dags_git_ref"]
     assert dags["gitSync"]["ref"] != "v2-2-stable"
-    assert dags["gitSync"]["repo"] == inventory["airflow_dags_git_repo"]
-    assert dags["gitSync"]["subPath"] == inventory["airflow_dags_git_subpath"]
+    assert dags["gitSync"]["repo"] == inventory["pi_cluster_dags_git_repo"]
+    assert dags["gitSync"]["subPath"] == inventory["pi_cluster_dags_git_subpath"]
     assert dags["gitSync"]["period"]
     assert dags["persistence"]["enabled"] is False
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ASSESSMENT_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "collections") not in sys.path:
@@ -44,7 +45,7 @@ def load_state(name):
 
 
 def run(state, now, **options):
-    return A.assess(state, dict(options, now=now))
+    return A.assess(state, dict(ASSESSMENT_NAMES, **dict(options, now=now)))
 
 
 def by_id(report):
@@ -195,7 +196,7 @@ def test_stuck_threshold_is_measured_from_the_pod_condition(broken):
 
 def test_no_api_is_not_run_and_not_critical():
     report = A.assess({"api": {"available": False, "reason": "pi_cluster_lab is true: the podman lab has no k3s"}},
-                      {"now": "2026-11-24T00:00:00Z"})
+                      dict(ASSESSMENT_NAMES, now="2026-11-24T00:00:00Z"))
     assert report["overall_status"] == "not_run"
     assert report["critical_ids"] == []
     assert [f["id"] for f in report["findings"]] == ["cluster.api"]
@@ -208,7 +209,7 @@ def test_no_api_is_not_run_and_not_critical():
 
 def test_no_api_when_the_api_is_required_is_critical():
     report = A.assess({"api": {"available": False, "reason": "/etc/rancher/k3s/k3s.yaml not found"}},
-                      {"now": "2026-11-24T00:00:00Z", "api_required": True})
+                      dict(ASSESSMENT_NAMES, now="2026-11-24T00:00:00Z", api_required=True))
     assert report["overall_status"] == "critical"
     assert report["critical_ids"] == ["cluster.api"]
     assert "k3s" in by_id(report)["cluster.api"]["resolution"]
@@ -461,7 +462,7 @@ def test_missing_components(healthy):
     state["pods"]["resources"] = [p for p in items(state, "pods") if p["metadata"]["namespace"] != "databases"]
     report = run(state, now)
     assert component(report, "PostgreSQL")["status"] == "critical"
-    assert "no appdb pod in namespace databases" in component(report, "PostgreSQL")["evidence"]
+    assert "no application database pod in namespace databases" in component(report, "PostgreSQL")["evidence"]
 
 
 def test_task_and_job_pods_are_not_components(healthy):
@@ -762,6 +763,7 @@ def test_json_twin_round_trips(broken, healthy):
 
 
 def test_markdown_escapes_table_cells():
-    report = A.assess({"api": {"available": False, "reason": "a|b\nc"}}, {"now": "2026-11-24T00:00:00Z"})
+    report = A.assess({"api": {"available": False, "reason": "a|b\nc"}},
+                      dict(ASSESSMENT_NAMES, now="2026-11-24T00:00:00Z"))
     table_line = next(line for line in A.render_markdown(report).splitlines() if line.startswith("| `cluster.api`"))
     assert "a\\|b c" in table_line

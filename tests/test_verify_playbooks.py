@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 import yaml
-from conftest import REPO, VENV_BIN, ansible_env
+from conftest import ASSESSMENT_NAMES, CONTRACT, REPAIR_NAMES, REPO, VENV_BIN, ansible_env
 
 if str(REPO / "collections") not in sys.path:
     sys.path.insert(0, str(REPO / "collections"))
@@ -151,7 +151,8 @@ def _state_vars(name):
 def test_cluster_assessment_module_writes_the_report(tmp_path):
     state = _state_vars("broken")
     now = state.pop("captured_at")
-    args = dict(state, now=now, report_dir=str(tmp_path / "reports"), report_name="assessment-broken",
+    args = dict(state, **ASSESSMENT_NAMES, now=now, report_dir=str(tmp_path / "reports"),
+                report_name="assessment-broken",
                 report_context={"Kube host": "pi-master"})
     task = {"name": "assess", "stratdata.pi_cluster.cluster_assessment": args}
     results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False,
@@ -173,8 +174,8 @@ def test_cluster_assessment_module_writes_the_report(tmp_path):
 def test_repair_plan_module_on_the_healthy_state(tmp_path):
     state = _state_vars("healthy")
     helm_values = json.loads((STATES / "healthy" / "ansible.json").read_text())["helm_values"]
-    args = {"pods": state["pods"], "events": state["events"], "pvcs": state["pvcs"], "pvs": state["pvs"],
-            "helm_values": helm_values, "dags_mode": "git_sync", "now": state["captured_at"]}
+    args = dict(REPAIR_NAMES, pods=state["pods"], events=state["events"], pvcs=state["pvcs"], pvs=state["pvs"],
+                helm_values=helm_values, dags_mode="git_sync", now=state["captured_at"])
     result = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False,
                                        "vars": {"ansible_python_interpreter": sys.executable},
                                        "tasks": [{"name": "plan", "stratdata.pi_cluster.airflow_repair_plan": args}]}])
@@ -265,10 +266,11 @@ def test_dag_configuration_query_and_row_counts_on_real_postgresql(pg, tmp_path)
             args = dict(count_task["community.postgresql.postgresql_query"])
             tasks.append({"name": label, "community.postgresql.postgresql_query": dict(
                 connection, login_db=dbname, query=args["query"], named_args=args["named_args"])})
-        play_vars = {"ansible_python_interpreter": sys.executable, "verify_appdb_schema": "financial_screener",
+        play_vars = {"ansible_python_interpreter": sys.executable,
+                     "verify_appdb_schema": CONTRACT["pi_cluster_appdb_schema"],
                      "verify_config_dag_id": "historical_load_equities",
                      "drill_row_count_query": drill["vars"]["drill_row_count_query"],
-                     "drill_appdb_schema": "financial_screener"}
+                     "drill_appdb_schema": CONTRACT["pi_cluster_appdb_schema"]}
         results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False, "vars": play_vars,
                                             "tasks": tasks}])
     finally:
@@ -285,7 +287,7 @@ def test_dag_configuration_query_and_row_counts_on_real_postgresql(pg, tmp_path)
     state = _state_vars("healthy")
     now = state.pop("captured_at")
     state["dag_config"] = {"failed": False, "msg": "", "query_result": rows}
-    config = {f["id"]: f for f in A.assess(state, {"now": now})["findings"]}["dags.config_resources"]
+    config = {f["id"]: f for f in A.assess(state, dict(ASSESSMENT_NAMES, now=now))["findings"]}["dags.config_resources"]
     assert config["status"] == "ok", config["evidence"]
 
     live_counts = results["live counts"]["query_result"]
@@ -372,7 +374,7 @@ def test_role_set_fact_templates(tmp_path):
                                         "calculate_indicators": {"detail": "not found"}}
     report = A.assess({"api": {"available": True}, "dag_status": facts["verify_dag_status"],
                        "dag_runs": facts["verify_dag_runs"], "trigger": facts["verify_trigger_state"]},
-                      {"now": "2026-11-23T10:15:00Z"})
+                      dict(ASSESSMENT_NAMES, now="2026-11-23T10:15:00Z"))
     assert {f["id"]: f["status"] for f in report["findings"]}["dags.indicators_after_load"] == "skipped"
 
 
@@ -392,7 +394,7 @@ def test_restore_drill_templates(tmp_path):
     restore = next(t for t in tasks.values() if "kubernetes.core.k8s" in t and t["kubernetes.core.k8s"].get(
         "definition", {}).get("kind") == "Restore")
     live = [{"table_name": "dag_configuration", "row_count": 4}, {"table_name": "exchange_groups", "row_count": 4}]
-    play_vars = dict(play["vars"], ansible_python_interpreter=sys.executable,
+    play_vars = dict(CONTRACT, **play["vars"], ansible_python_interpreter=sys.executable,
                      drill_backups={"resources": backups},
                      drill_counts={"results": [{"query_result": live}, {"query_result": live}]})
     steps = [tasks["Name the scratch namespace"], tasks["Choose the backup"],
@@ -429,7 +431,8 @@ def test_restore_drill_templates(tmp_path):
 def test_restore_drill_without_a_completed_backup_stops(tmp_path):
     play, tasks = _play_tasks("playbooks/restore-drill.yml")
     backups = json.loads((STATES / "broken" / "backups.json").read_text())["items"]  # all PartiallyFailed
-    play_vars = dict(play["vars"], ansible_python_interpreter=sys.executable, drill_backups={"resources": backups})
+    play_vars = dict(CONTRACT, **play["vars"], ansible_python_interpreter=sys.executable,
+                     drill_backups={"resources": backups})
     results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False, "vars": play_vars, "tasks": [
         tasks["Choose the backup"], tasks["Check that there is a Completed backup of the namespace"]]}])
     check = results["Check that there is a Completed backup of the namespace"]
@@ -444,8 +447,8 @@ def test_repair_dags_prints_the_plan(tmp_path):
     helm_values = json.loads((STATES / "broken" / "ansible.json").read_text())["helm_values"]
     plan_task = {"name": "plan", "register": "verify_repair_plan", "stratdata.pi_cluster.airflow_repair_plan": {
         "pods": state["pods"], "events": state["events"], "pvcs": state["pvcs"], "pvs": state["pvs"],
-        "helm_values": helm_values, "dags_mode": "git_sync", "now": state["captured_at"]}}
-    play_vars = dict(play["vars"], ansible_python_interpreter=sys.executable)
+        "helm_values": helm_values, **REPAIR_NAMES, "dags_mode": "git_sync", "now": state["captured_at"]}}
+    play_vars = dict(CONTRACT, **play["vars"], ansible_python_interpreter=sys.executable)
     steps = [plan_task, tasks["Show the plan"], tasks["Stop when the plan is blocked"]]
     results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False, "vars": play_vars,
                                         "tasks": steps}])

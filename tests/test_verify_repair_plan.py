@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPAIR_NAMES
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO / "collections") not in sys.path:
@@ -28,7 +29,7 @@ def load(name):
 
 
 def plan(state, now, **options):
-    return R.plan_repair(state, dict(options, now=now))
+    return R.plan_repair(state, dict(REPAIR_NAMES, **dict(options, now=now)))
 
 
 @pytest.fixture

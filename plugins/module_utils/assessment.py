@@ -56,15 +56,13 @@ VELERO_TERMINAL = ("Completed", "PartiallyFailed", "Failed", "FailedValidation")
 MULTI_ATTACH_RE = re.compile(r'Multi-Attach error for volume "(?P<volume>[^"]+)"')
 MULTI_ATTACH_PODS_RE = re.compile(r"used by pod\(s\) (?P<pods>[^\n]+?)\s*$")
 
+# Names the caller passes from the cluster contract (inventory/group_vars/all/cluster.yml); no default here.
+CONTRACT_OPTIONS = ("airflow_namespace", "databases_namespace", "velero_namespace", "backup_namespaces", "ingress_host")
+
 DEFAULT_OPTIONS = {
-    "airflow_namespace": "airflow",
-    "databases_namespace": "databases",
-    "velero_namespace": "velero",
     "expected_dag_ids": ["historical_load_equities", "calculate_indicators"],
     "config_dag_id": "historical_load_equities",
     "indicators_dag_id": "calculate_indicators",
-    "ingress_host": "airflow.stratdata.org",
-    "backup_namespaces": ["airflow", "databases"],
     "backup_max_age_hours": 26,
     "stuck_after_seconds": 300,
     "api_required": False,
@@ -100,9 +98,11 @@ DEFAULT_COMPONENTS = [
         "name": "PostgreSQL",
         "severity": CRITICAL,
         "selectors": [
-            # The application database (appdb): bitnami chart, architecture replication -> postgresql-primary-0.
-            {"namespace": "{databases}", "name_regex": r"^postgresql-primary-\d+$", "required": True,
-             "label": "appdb"},
+            # The application database: bitnami chart, architecture replication -> its primary pod (the chart's
+            # labels, whatever the release is called in the cluster contract).
+            {"namespace": "{databases_namespace}", "labels": {"app.kubernetes.io/name": "postgresql",
+                                                    "app.kubernetes.io/component": "primary"}, "required": True,
+             "label": "application database"},
             # Airflow's metadata database, when the chart's bundled PostgreSQL is used (optional: it may be external).
             {"namespace": "{airflow}", "labels": {"app.kubernetes.io/name": "postgresql"}, "required": False,
              "label": "Airflow metadata"},
@@ -547,7 +547,7 @@ class _Context(object):
 
 def resolve_components(options):
     components = copy.deepcopy(options.get("components") or DEFAULT_COMPONENTS)
-    names = {"airflow": options["airflow_namespace"], "databases": options["databases_namespace"]}
+    names = {"airflow": options["airflow_namespace"], "databases_namespace": options["databases_namespace"]}
     for component in components:
         component.setdefault("severity", CRITICAL)
         for selector in component.get("selectors") or []:
@@ -663,8 +663,8 @@ def check_dag_volume(ctx):
     status = worst(statuses)
     if status == CRITICAL:
         ctx.explain(_unique(blocked_refs), fid)
-    resolution = ("Deliver DAGs with git-sync (airflow_dags_mode=git_sync, the default) or a ReadWriteMany volume "
-                  "on nfs-client (airflow_dags_mode=rwx_pvc), never a ReadWriteOnce volume: "
+    resolution = ("Deliver DAGs with git-sync (pi_cluster_dags_mode=git_sync, the default) or a ReadWriteMany volume "
+                  "on nfs-client (pi_cluster_dags_mode=rwx_pvc), never a ReadWriteOnce volume: "
                   "`ansible-playbook playbooks/repair-dags.yml` shows the plan, `-e repair_apply=true` applies it "
                   "(upgrades the release, deletes the stuck pods; `-e repair_delete_dag_pvc=true` also deletes the "
                   "orphaned RWO claim).")
@@ -1339,7 +1339,8 @@ def check_config_resources(ctx, dag_state):
             root_cause=("The table does not exist (appdb_config not applied)" if "does not exist" in msg else
                         "The application database did not answer the query."),
             impact="DAGs cannot read their configuration; tasks fall back to defaults or fail.",
-            resolution="`ansible-playbook site.yml --tags appdb_config`; check postgresql-primary-0 in databases.",
+            resolution="`ansible-playbook site.yml --tags appdb_config`; check the application database's primary pod "
+                       "in namespace %s." % ctx.options["databases_namespace"],
         )
     rows = [r for r in _config_rows(config) if r.get("dag_id") == dag_id]
     enabled = expected_resources(rows, dag_id)
@@ -1691,6 +1692,9 @@ def check_ui(ctx):
 # --------------------------------------------------------------------------------------------------
 
 def merge_options(options):
+    missing = [key for key in CONTRACT_OPTIONS if not (options or {}).get(key)]
+    if missing:
+        raise ValueError("assess needs %s (from the cluster contract)" % ", ".join(missing))
     merged = dict(DEFAULT_OPTIONS)
     for key, value in (options or {}).items():
         if value is not None:

@@ -38,12 +38,21 @@ SSLMODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 APPLICATION_NAME = "ansible-stratdata.pi_cluster"
 
 
-def pg_argument_spec(default_database="postgres"):
-    """Return the connection part of a module's argument_spec (a new dict on every call)."""
+def pg_argument_spec(default_database=None):
+    """Return the connection part of a module's argument_spec (a new dict on every call).
+
+    Without ``default_database`` the database is a required option: the application database's name is
+    the cluster contract's (pi_cluster_appdb_database), passed by the calling role, never a module default.
+    """
+    database = dict(type="str", aliases=["db", "login_db"])
+    if default_database:
+        database["default"] = default_database
+    else:
+        database["required"] = True
     return dict(
         login_host=dict(type="str", default="localhost", aliases=["host"]),
         port=dict(type="int", default=5432, aliases=["login_port"]),
-        database=dict(type="str", default=default_database, aliases=["db", "login_db"]),
+        database=database,
         login_user=dict(type="str", default="postgres"),
         login_password=dict(type="str", no_log=True),
         sslmode=dict(type="str", default="prefer", choices=SSLMODES),

@@ -132,17 +132,17 @@ def check_dag_delivery(mode, persistence_enabled, access_mode, git_sync_enabled)
     if persistence_enabled and git_sync_enabled:
         problems.append(
             "Airflow DAG delivery: DAG persistence and git-sync are both enabled; choose one "
-            "(airflow_dags_mode git_sync or rwx_pvc): git-sync would write into the shared volume while pods read it"
+            "(pi_cluster_dags_mode git_sync or rwx_pvc): git-sync would write into the shared volume while pods read it"
         )
     if persistence_enabled and access_mode != "ReadWriteMany":
         problems.append(
-            "Airflow DAG volume with accessMode %s is refused: %s. Use airflow_dags_mode git_sync, or rwx_pvc "
+            "Airflow DAG volume with accessMode %s is refused: %s. Use pi_cluster_dags_mode git_sync, or rwx_pvc "
             "(ReadWriteMany on nfs-client)" % (access_mode, MULTI_ATTACH_WHY)
         )
     if mode == "rwx_pvc" and not persistence_enabled:
-        problems.append("airflow_dags_mode rwx_pvc needs DAG persistence enabled (airflow_dags_persistence_enabled)")
+        problems.append("pi_cluster_dags_mode rwx_pvc needs DAG persistence enabled (airflow_dags_persistence_enabled)")
     if mode == "git_sync" and not git_sync_enabled:
-        problems.append("airflow_dags_mode git_sync needs git-sync enabled (airflow_dags_git_sync_enabled)")
+        problems.append("pi_cluster_dags_mode git_sync needs git-sync enabled (airflow_dags_git_sync_enabled)")
     return problems
 
 

@@ -31,6 +31,8 @@ from ansible_collections.stratdata.pi_cluster.plugins.module_utils.assessment im
 )
 
 MODES = ("git_sync", "rwx_pvc")
+# Names plan_repair takes from the caller (the cluster contract), never from a default here.
+CONTRACT_OPTIONS = ("dags_mode", "namespace", "release", "rwx_storage_class")
 
 # Chart defaults (apache-airflow chart 1.18.0 values.yaml) for the keys the plan compares.
 CHART_DEFAULTS = {
@@ -51,10 +53,10 @@ def get_path(values, path, default=None):
     return node
 
 
-def desired_values(mode, rwx_storage_class="nfs-client", rwx_claim=None):
+def desired_values(mode, rwx_storage_class=None, rwx_claim=None):
     """The DAG-delivery values the airflow role sets for a mode (dotted path -> value)."""
     if mode not in MODES:
-        raise ValueError("airflow_dags_mode must be one of %s, not %r" % (", ".join(MODES), mode))
+        raise ValueError("pi_cluster_dags_mode must be one of %s, not %r" % (", ".join(MODES), mode))
     if mode == "git_sync":
         return {"dags.gitSync.enabled": True, "dags.persistence.enabled": False}
     wanted = {
@@ -68,7 +70,7 @@ def desired_values(mode, rwx_storage_class="nfs-client", rwx_claim=None):
     return wanted
 
 
-def value_changes(current_values, mode, rwx_storage_class="nfs-client", rwx_claim=None):
+def value_changes(current_values, mode, rwx_storage_class=None, rwx_claim=None):
     changes = []
     for path, want in sorted(desired_values(mode, rwx_storage_class, rwx_claim).items()):
         have = get_path(current_values, path, CHART_DEFAULTS.get(path))
@@ -91,11 +93,14 @@ def plan_repair(state, options=None):
              stuck_after_seconds, phase ('pre' or 'post'), now (ISO time, for tests)
     """
     options = dict(options or {})
-    mode = options.get("dags_mode") or "git_sync"
-    namespace = options.get("namespace") or "airflow"
-    release = options.get("release") or "airflow"
+    missing = [key for key in CONTRACT_OPTIONS if not options.get(key)]
+    if missing:
+        raise ValueError("plan_repair needs %s (from the cluster contract)" % ", ".join(missing))
+    mode = options["dags_mode"]
+    namespace = options["namespace"]
+    release = options["release"]
     phase = options.get("phase") or "pre"
-    rwx_class = options.get("rwx_storage_class") or "nfs-client"
+    rwx_class = options["rwx_storage_class"]
     rwx_claim = options.get("rwx_claim") or None
     delete_dag_pvc = bool(options.get("delete_dag_pvc"))
     stuck_after = int(options.get("stuck_after_seconds") if options.get("stuck_after_seconds") is not None else 300)
@@ -241,7 +246,7 @@ def describe_plan(plan):
         lines.append("nothing to do: release %s/%s already delivers DAGs by %s and no pod is stuck" % (
             plan["namespace"], plan["release"], plan["mode"].replace("_", "-")))
     if plan["upgrade"]:
-        lines.append("upgrade Helm release %s/%s through the airflow role (airflow_dags_mode=%s):" % (
+        lines.append("upgrade Helm release %s/%s through the airflow role (pi_cluster_dags_mode=%s):" % (
             plan["namespace"], plan["release"], plan["mode"]))
         for change in plan["value_changes"]:
             lines.append("  %s: %s -> %s" % (change["path"], _fmt(change["current"]), _fmt(change["desired"])))

@@ -42,22 +42,22 @@ options:
     type: bool
     default: true
   dags_mode:
-    description: Target DAG delivery (the cluster-wide C(airflow_dags_mode)).
+    description: Target DAG delivery (the cluster contract's C(pi_cluster_dags_mode)).
     type: str
     choices: [git_sync, rwx_pvc]
-    default: git_sync
+    required: true
   namespace:
-    description: Namespace of the Airflow release.
+    description: Namespace of the Airflow release (C(pi_cluster_airflow_namespace)).
     type: str
-    default: airflow
+    required: true
   release:
-    description: Name of the Airflow Helm release.
+    description: Name of the Airflow Helm release (C(pi_cluster_airflow_release)).
     type: str
-    default: airflow
+    required: true
   rwx_storage_class:
-    description: ReadWriteMany storage class used in C(rwx_pvc) mode.
+    description: ReadWriteMany storage class used in C(rwx_pvc) mode (C(pi_cluster_rwx_storage_class)).
     type: str
-    default: nfs-client
+    required: true
   rwx_claim:
     description:
       - Existing claim name the chart uses in C(rwx_pvc) mode (C(dags.persistence.existingClaim)); defaults to
@@ -94,7 +94,7 @@ EXAMPLES = r"""
     events: "{{ repair_events }}"
     pvcs: "{{ repair_pvcs }}"
     helm_values: "{{ repair_release.status['values'] | default({}) }}"
-    dags_mode: "{{ airflow_dags_mode }}"
+    dags_mode: "{{ pi_cluster_dags_mode }}"
   register: repair_plan
 """
 
@@ -157,10 +157,10 @@ def argument_spec():
         pvs=dict(type="raw"),
         helm_values=dict(type="dict", default={}),
         release_found=dict(type="bool", default=True),
-        dags_mode=dict(type="str", default="git_sync", choices=["git_sync", "rwx_pvc"]),
-        namespace=dict(type="str", default="airflow"),
-        release=dict(type="str", default="airflow"),
-        rwx_storage_class=dict(type="str", default="nfs-client"),
+        dags_mode=dict(type="str", required=True, choices=["git_sync", "rwx_pvc"]),
+        namespace=dict(type="str", required=True),
+        release=dict(type="str", required=True),
+        rwx_storage_class=dict(type="str", required=True),
         rwx_claim=dict(type="str"),
         delete_dag_pvc=dict(type="bool", default=False),
         stuck_after_seconds=dict(type="int", default=300),

@@ -28,14 +28,16 @@ options:
   database:
     description:
       - Application database.
+      - The cluster contract's C(pi_cluster_appdb_database), passed by the appdb_config role.
     type: str
-    default: appdb
+    required: true
     aliases: [db, login_db]
   schema:
     description:
       - Schema holding the two tables.
+      - The cluster contract's C(pi_cluster_appdb_schema), passed by the appdb_config role.
     type: str
-    default: financial_screener
+    required: true
   dag_configuration:
     description:
       - The job rows. Omit to leave the table alone.
@@ -153,6 +155,8 @@ EXAMPLES = r"""
   stratdata.pi_cluster.appdb_dag_config:
     login_host: "{{ appdb_host }}"
     login_password: "{{ vault_appdb_postgres_password }}"
+    database: "{{ pi_cluster_appdb_database }}"
+    schema: "{{ pi_cluster_appdb_schema }}"
     job_defaults:
       cpu_request: 500m
       memory_request: 1Gi
@@ -168,6 +172,8 @@ EXAMPLES = r"""
 - name: Make the tables exactly the declared rows
   stratdata.pi_cluster.appdb_dag_config:
     login_password: "{{ vault_appdb_postgres_password }}"
+    database: "{{ pi_cluster_appdb_database }}"
+    schema: "{{ pi_cluster_appdb_schema }}"
     exchange_groups: "{{ groups_data }}"
     dag_configuration: "{{ jobs_data }}"
     prune: true
@@ -281,9 +287,9 @@ def parse_quantity(text):
 
 
 def argument_spec():
-    spec = pg_argument_spec(default_database="appdb")
+    spec = pg_argument_spec()
     spec.update(
-        schema=dict(type="str", default="financial_screener"),
+        schema=dict(type="str", required=True),
         dag_configuration=dict(
             type="list",
             elements="dict",

@@ -13,7 +13,7 @@ module: appdb_migrations
 short_description: Apply versioned SQL migrations to the application database
 description:
   - Applies versioned SQL migrations, files named C(NNNN_description.sql), to a PostgreSQL database in
-    version order and records each one in a ledger table, by default C(financial_screener.schema_migrations)
+    version order and records each one in a ledger table, C(<schema>.schema_migrations) by default
     with the columns version, name, sha256 checksum, applied_at and applied_by.
   - Each migration runs in B(one transaction together with its ledger row), so a migration that fails
     halfway leaves nothing of itself behind; the error names the file.
@@ -55,14 +55,16 @@ options:
   database:
     description:
       - Database to migrate.
+      - The cluster contract's C(pi_cluster_appdb_database), passed by the appdb_config role.
     type: str
-    default: appdb
+    required: true
     aliases: [db, login_db]
   schema:
     description:
       - Schema of the ledger table; created if missing.
+      - The cluster contract's C(pi_cluster_appdb_schema), passed by the appdb_config role.
     type: str
-    default: financial_screener
+    required: true
   ledger_table:
     description:
       - Name of the ledger table inside O(schema); created if missing.
@@ -109,7 +111,8 @@ EXAMPLES = r"""
     login_host: "{{ appdb_host }}"
     login_user: postgres
     login_password: "{{ vault_appdb_postgres_password }}"
-    database: appdb
+    database: "{{ pi_cluster_appdb_database }}"
+    schema: "{{ pi_cluster_appdb_schema }}"
     migrations: "{{ my_migrations }}"   # [{name: 0001_initial.sql, sql: "CREATE TABLE ..."}]
   no_log: true
 
@@ -118,12 +121,16 @@ EXAMPLES = r"""
     path: /opt/appdb/migrations
     login_host: 127.0.0.1
     login_password: "{{ vault_appdb_postgres_password }}"
+    database: "{{ pi_cluster_appdb_database }}"
+    schema: "{{ pi_cluster_appdb_schema }}"
   no_log: true
 
 - name: Show what would be applied
   stratdata.pi_cluster.appdb_migrations:
     path: /opt/appdb/migrations
     login_password: "{{ vault_appdb_postgres_password }}"
+    database: "{{ pi_cluster_appdb_database }}"
+    schema: "{{ pi_cluster_appdb_schema }}"
   check_mode: true
   diff: true
   register: pending
@@ -188,7 +195,7 @@ IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 def argument_spec():
-    spec = pg_argument_spec(default_database="appdb")
+    spec = pg_argument_spec()
     spec.update(
         path=dict(type="path"),
         migrations=dict(
@@ -196,7 +203,7 @@ def argument_spec():
             elements="dict",
             options=dict(name=dict(type="str", required=True), sql=dict(type="str", required=True)),
         ),
-        schema=dict(type="str", default="financial_screener"),
+        schema=dict(type="str", required=True),
         ledger_table=dict(type="str", default="schema_migrations"),
         lock_name=dict(type="str", default="stratdata.pi_cluster.appdb_migrations"),
         target_version=dict(type="int"),

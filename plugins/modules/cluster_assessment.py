@@ -95,26 +95,26 @@ options:
     type: str
     default: calculate_indicators
   ingress_host:
-    description: Host name the UI must answer on.
+    description: Host name the UI must answer on (the cluster contract's C(pi_cluster_airflow_host)).
     type: str
-    default: airflow.stratdata.org
+    required: true
   airflow_namespace:
-    description: Namespace of the Airflow release.
+    description: Namespace of the Airflow release (C(pi_cluster_airflow_namespace)).
     type: str
-    default: airflow
+    required: true
   databases_namespace:
-    description: Namespace of the application PostgreSQL.
+    description: Namespace of the application PostgreSQL (C(pi_cluster_appdb_namespace)).
     type: str
-    default: databases
+    required: true
   velero_namespace:
-    description: Namespace of Velero (for messages).
+    description: Namespace of Velero, for messages (C(pi_cluster_velero_namespace)).
     type: str
-    default: velero
+    required: true
   backup_namespaces:
-    description: Namespaces the newest backups must include.
+    description: Namespaces the newest backups must include (C(pi_cluster_backup_namespaces)).
     type: list
     elements: str
-    default: [airflow, databases]
+    required: true
   backup_max_age_hours:
     description: A newest Completed backup older than this is a warning.
     type: float
@@ -241,11 +241,11 @@ def argument_spec():
                               default=["historical_load_equities", "calculate_indicators"]),
         config_dag_id=dict(type="str", default="historical_load_equities"),
         indicators_dag_id=dict(type="str", default="calculate_indicators"),
-        ingress_host=dict(type="str", default="airflow.stratdata.org"),
-        airflow_namespace=dict(type="str", default="airflow"),
-        databases_namespace=dict(type="str", default="databases"),
-        velero_namespace=dict(type="str", default="velero"),
-        backup_namespaces=dict(type="list", elements="str", default=["airflow", "databases"]),
+        ingress_host=dict(type="str", required=True),
+        airflow_namespace=dict(type="str", required=True),
+        databases_namespace=dict(type="str", required=True),
+        velero_namespace=dict(type="str", required=True),
+        backup_namespaces=dict(type="list", elements="str", required=True),
         backup_max_age_hours=dict(type="float", default=26),
         stuck_after_seconds=dict(type="int", default=300),
         now=dict(type="str"),
