@@ -12,7 +12,7 @@ export PI_CLUSTER_CACHE := $(CACHE_DIR)
 LAB_VAULT := --vault-password-file lab/vault-password.txt
 DAGS_MODE ?= git_sync
 
-.PHONY: help venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit molecule fault-test lab-tests test \
+.PHONY: help venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit molecule fault-test reset-test lab-tests test \
         lab lab-destroy render bench build
 
 help:  ## list the targets
@@ -53,6 +53,9 @@ unit: venv airflow-venv  ## pytest: unit tests, real PostgreSQL 15 and real Airf
 
 molecule: venv  ## molecule test on the seven-host podman lab (create, converge, idempotence, verify, destroy)
 	molecule test -s default
+
+reset-test: venv  ## playbooks/reset.yml on one node holding a k3s agent's leftovers (refused unconfirmed; nothing left; re-run changed=0)
+	bash tests/lab/reset_test.sh
 
 fault-test: venv  ## stop one lab host mid-converge; the other six finish; a re-run converges it
 	bash tests/lab/fault_test.sh
