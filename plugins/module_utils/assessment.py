@@ -50,6 +50,9 @@ OVERALL_TEXT = {OK: "OK", WARN: "WARNING", CRITICAL: "CRITICAL", NOT_RUN: "NOT R
 RWO_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
 RWX_MODES = ("ReadWriteMany",)
 
+# State keys that hold an Ansible result (a dict) rather than Kubernetes objects.
+RESULT_KEYS = ("api", "dag_status", "dag_config", "dag_runs", "trigger", "ui")
+
 # Velero backup phases after which nothing changes any more.
 VELERO_TERMINAL = ("Completed", "PartiallyFailed", "Failed", "FailedValidation")
 
@@ -185,24 +188,158 @@ def human_age(seconds):
     return "%dd" % (seconds // 86400)
 
 
-def objects(value):
-    """Flatten kubectl Lists, k8s_info results, looped registers and plain lists into a list of objects."""
-    found = []
-    if value is None:
-        return found
+# Object normalisation ------------------------------------------------------------------------------
+# Everything the classifier reads goes through normalize_object first: a field of the wrong JSON type
+# (``kind: null``, ``ownerReferences: [null]``, ``status: "Running"``, a label that is a number, ...) is
+# replaced by an empty value of the right type instead of raising later. Field names are the same across
+# the Kubernetes kinds, so one table per name serves them all.
+
+# Fields that hold an object (dict) wherever they appear.
+_DICT_FIELDS = frozenset((
+    "metadata", "spec", "labels", "annotations", "state", "waiting", "terminated", "running", "resources",
+    "requests", "limits", "persistentVolumeClaim", "involvedObject", "series", "hookStatus", "claimRef",
+    "loadBalancer", "template", "selector", "issuerRef", "ca", "acme", "selfSigned", "source", "attacher",
+    "progress", "capacity", "nodeInfo", "matchLabels", "lastState",
+))
+# Fields that hold a list of objects.
+_LIST_OF_DICT_FIELDS = frozenset((
+    "containers", "initContainers", "volumes", "conditions", "initContainerStatuses", "containerStatuses",
+    "ownerReferences", "rules", "tls", "ingress", "addresses", "taints", "ephemeralContainerStatuses",
+))
+# Fields that hold a list of strings.
+_LIST_OF_STR_FIELDS = frozenset((
+    "accessModes", "includedNamespaces", "excludedNamespaces", "includedResources", "excludedResources",
+    "hosts", "dnsNames", "finalizers",
+))
+# Fields that hold a number (counts, exit codes, replicas).
+_INT_FIELDS = frozenset((
+    "count", "exitCode", "signal", "replicas", "readyReplicas", "availableReplicas", "errors", "warnings",
+    "hooksAttempted", "hooksFailed", "volumeSnapshotsCompleted", "csiVolumeSnapshotsCompleted",
+    "backupItemOperationsCompleted", "restartCount", "itemsBackedUp", "totalItems",
+))
+# Fields that hold a boolean.
+_BOOL_FIELDS = frozenset(("ready", "started", "defaultVolumesToFsBackup", "snapshotVolumes",
+                          "includeClusterResources", "unschedulable"))
+# ``status`` is an object at the top of a Kubernetes object and a string inside a condition.
+_STR_STATUS_PARENTS = frozenset(("conditions",))
+
+
+def _as_int(value):
+    """An int from a JSON value (int, float, numeric string); None otherwise. Never raises."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, str) and re.match(r"^\s*[+-]?\d+\s*$", value):
+        return int(value)
+    return None
+
+
+def _as_str(value):
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+_STR_FIELDS = frozenset((
+    "name", "namespace", "kind", "phase", "reason", "message", "type", "nodeName", "claimName", "volumeName",
+    "storageClassName", "apiVersion", "uid", "host", "secretName", "ip", "hostname", "restartPolicy",
+    "schedule", "creationTimestamp", "deletionTimestamp", "lastTransitionTime", "lastTimestamp", "eventTime",
+    "firstTimestamp", "startTime", "startTimestamp", "completionTimestamp", "lastBackup", "notAfter",
+    "notBefore", "renewalTime", "failureReason",
+))
+
+
+def _clean(value, key=None, parent=None):
+    """Normalise one field ``key`` (found under ``parent``) to the JSON type the classifier expects."""
+    if key in _STR_FIELDS or (key == "status" and parent in _STR_STATUS_PARENTS):
+        return _as_str(value)
+    if key in _DICT_FIELDS or key == "status":
+        if not isinstance(value, dict):
+            return {}
+        if key in ("labels", "annotations", "matchLabels", "requests", "limits", "capacity"):
+            return dict((str(k), _as_str(v)) for k, v in value.items()
+                        if isinstance(k, str) and not isinstance(v, (dict, list)))
+        return dict((k, _clean(v, k, key)) for k, v in value.items() if isinstance(k, str))
+    if key in _LIST_OF_DICT_FIELDS:
+        if not isinstance(value, list):
+            return []
+        return [_clean_dict(item, key) for item in value if isinstance(item, dict)]
+    if key in _LIST_OF_STR_FIELDS:
+        if not isinstance(value, list):
+            return []
+        return [item for item in value if isinstance(item, str)]
+    if key in _INT_FIELDS:
+        return _as_int(value)
+    if key in _BOOL_FIELDS:
+        return value if isinstance(value, bool) else None
+    if isinstance(value, dict):
+        return _clean_dict(value, key)
     if isinstance(value, list):
-        for item in value:
-            found.extend(objects(item))
-        return found
-    if not isinstance(value, dict):
-        return found
-    if "kind" in value and "metadata" in value and not value.get("kind", "").endswith("List"):
-        found.append(value)
-        return found
-    for key in ("items", "resources", "results"):
-        if key in value:
-            found.extend(objects(value[key]))
+        return [_clean(item, None, key) for item in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return None
+
+
+def _clean_dict(value, parent=None):
+    return dict((k, _clean(v, k, parent)) for k, v in value.items() if isinstance(k, str))
+
+
+def normalize_object(obj):
+    """A copy of one Kubernetes object with every field the classifier reads of the right JSON type."""
+    cleaned = _clean_dict(obj)
+    metadata = cleaned.get("metadata")
+    if isinstance(metadata, dict):
+        if not metadata.get("name"):
+            metadata["name"] = ""  # every object has a name, if only an empty one
+        if "namespace" in metadata and not metadata["namespace"]:
+            del metadata["namespace"]  # a null namespace is an absent one (cluster-scoped)
+    return cleaned
+
+
+def _is_object(value):
+    kind = value.get("kind")
+    return (isinstance(value.get("metadata"), dict) and "kind" in value
+            and not (isinstance(kind, str) and kind.endswith("List")))
+
+
+def objects(value):
+    """Flatten kubectl Lists, k8s_info results, looped registers and plain lists into normalised objects.
+
+    Anything that is not an object (a string, a number, null, an object without ``metadata``) is dropped;
+    every object returned has dict ``metadata``/``spec``/``status`` (see normalize_object).
+    """
+    found = []
+    stack = [value]
+    depth = 0
+    while stack and depth < 100000:
+        depth += 1
+        item = stack.pop(0)
+        if isinstance(item, list):
+            stack[0:0] = item
+            continue
+        if not isinstance(item, dict):
+            continue
+        if _is_object(item):
+            found.append(normalize_object(item))
+            continue
+        children = [item[key] for key in ("items", "resources", "results") if key in item]
+        stack[0:0] = children
     return found
+
+
+def _dict(value):
+    return value if isinstance(value, dict) else {}
+
+
+def _short(value, limit=120):
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def meta(obj, key, default=None):
@@ -358,8 +495,8 @@ def summarize_pod(pod, now, stuck_after):
     owner = (meta(pod, "ownerReferences") or [{}])[0]
     unschedulable = _condition(pod, "PodScheduled") or {}
     return {
-        "name": meta(pod, "name"),
-        "namespace": meta(pod, "namespace"),
+        "name": meta(pod, "name") or "",
+        "namespace": meta(pod, "namespace") or "",
         "ref": ref(pod),
         "node": spec.get("nodeName"),
         "phase": phase,
@@ -432,7 +569,7 @@ def _pvc_index(pvcs, pvs):
     by_claim = {}
     by_volume = {}
     for pvc in pvcs:
-        key = (meta(pvc, "namespace"), meta(pvc, "name"))
+        key = (meta(pvc, "namespace") or "", meta(pvc, "name") or "")
         spec = pvc.get("spec") or {}
         status = pvc.get("status") or {}
         by_claim[key] = {
@@ -1014,8 +1151,9 @@ def normalize_dag_status(result, expected):
     ids), in_api (set, or None when the API was not asked), problems (["dag: problem"]), import_errors
     (["file: last line"]), serialized_count (int|None, only if the module reports one), paused (list).
     """
-    if not result:
-        return {"checked": False, "error": "the DAG status check did not run"}
+    if not result or not isinstance(result, dict):
+        return {"checked": False, "error": "the DAG status check did not run" if not result else
+                "the DAG status result is not an object: %s" % _short(result)}
     if result.get("skipped"):
         return {"checked": False, "error": "the DAG status check was skipped: %s" % result.get(
             "skip_reason", result.get("msg", "no reason given"))}
@@ -1023,10 +1161,10 @@ def normalize_dag_status(result, expected):
     raw = result.get("dags")
     if isinstance(raw, dict):
         for dag_id, item in raw.items():
-            details[dag_id] = dict(item or {}, dag_id=dag_id)
+            details[dag_id] = dict(item if isinstance(item, dict) else {}, dag_id=dag_id)
     elif isinstance(raw, list):
         for item in raw:
-            if isinstance(item, dict) and item.get("dag_id"):
+            if isinstance(item, dict) and isinstance(item.get("dag_id"), str) and item["dag_id"]:
                 details[item["dag_id"]] = item
             elif isinstance(item, str):
                 details[item] = {"dag_id": item, "serialized": True}
@@ -1060,7 +1198,7 @@ def normalize_dag_status(result, expected):
             errors.append(str(item))
     problems = []
     for dag_id in expected:
-        for problem in (details.get(dag_id) or {}).get("problems") or []:
+        for problem in _as_list((details.get(dag_id) or {}).get("problems")):
             problems.append("%s: %s" % (dag_id, problem))
     count = result.get("serialized_dag_count")
     known = bool(details) or bool(not_serialized) or bool(not_in_api) or count is not None
@@ -1172,7 +1310,7 @@ def _dag_missing(ctx, dag_state, dag_id):
 def check_trigger(ctx, dag_state):
     fid = "dags.trigger"
     dag_id = ctx.options["config_dag_id"]
-    trigger = ctx.state.get("trigger") or {}
+    trigger = _dict(ctx.state.get("trigger"))
     if _dag_missing(ctx, dag_state, dag_id):
         return finding(fid, "Trigger of %s not possible" % dag_id, SKIPPED,
                        ["blocked: %s is not serialized (see dags.serialized)" % dag_id])
@@ -1188,7 +1326,7 @@ def check_trigger(ctx, dag_state):
     if trigger.get("error"):
         evidence.append("error: %s" % trigger["error"])
     state = trigger.get("final_state")
-    failed_http = any(trigger.get(k) is not None and not 200 <= int(trigger[k]) < 300
+    failed_http = any(trigger.get(k) is not None and not 200 <= (_as_int(trigger[k]) or 0) < 300
                       for k in ("unpause_status", "trigger_status"))
     if failed_http or (trigger.get("error") and not trigger.get("dag_run_id")):
         return finding(
@@ -1388,10 +1526,12 @@ def _config_rows(config):
     rows = config.get("query_result")
     if rows is None:
         rows = config.get("rows")
-    if isinstance(rows, list) and rows and isinstance(rows[0], list):
+    if not isinstance(rows, list):
+        return []
+    if rows and isinstance(rows[0], list):
         # community.postgresql returns query_all_results (a list per statement) when several statements ran.
-        rows = [r for group in rows for r in group]
-    return [r for r in rows or [] if isinstance(r, dict)]
+        rows = [r for group in rows if isinstance(group, list) for r in group]
+    return [r for r in rows if isinstance(r, dict)]
 
 
 # DAG runs ------------------------------------------------------------------------------------------
@@ -1400,13 +1540,13 @@ def _runs(value):
     if value is None:
         return None
     if isinstance(value, list):
-        return value
+        return [run for run in value if isinstance(run, dict)]
     if isinstance(value, dict):
         if value.get("failed") and "json" not in value:
             return None
         body = value.get("json", value)
         if isinstance(body, dict) and isinstance(body.get("dag_runs"), list):
-            return body["dag_runs"]
+            return [run for run in body["dag_runs"] if isinstance(run, dict)]
     return None
 
 
@@ -1418,7 +1558,7 @@ def check_indicators_after_load(ctx, dag_state):
         if _dag_missing(ctx, dag_state, dag_id):
             return finding(fid, "%s after %s not verifiable" % (ind_id, load_id), SKIPPED,
                            ["blocked: %s is not serialized (see dags.serialized)" % dag_id])
-    runs_state = ctx.state.get("dag_runs") or {}
+    runs_state = _dict(ctx.state.get("dag_runs"))
     load_runs = _runs(runs_state.get(load_id))
     ind_runs = _runs(runs_state.get(ind_id))
     if load_runs is None or ind_runs is None:
@@ -1518,6 +1658,11 @@ def newest_backup(backups, namespace=None, phases=None):
     return max(candidates, key=backup_time)
 
 
+def _same(left, right):
+    """The same object (normalised copies of one object are equal, not identical)."""
+    return left is right or (left is not None and right is not None and left == right)
+
+
 def _backup_line(backup, now):
     status = backup.get("status") or {}
     spec = backup.get("spec") or {}
@@ -1565,7 +1710,7 @@ def check_velero(ctx):
         newest_any = newest_backup(backups, namespace)
         newest_done = newest_backup(backups, namespace, VELERO_TERMINAL)
         for group in groups:
-            if group[0] is newest_done and group[1] is newest_any:
+            if _same(group[0], newest_done) and _same(group[1], newest_any):
                 group[2].append(namespace)
                 break
         else:
@@ -1581,7 +1726,7 @@ def check_velero(ctx):
             statuses.append(WARN)
             evidence.append("%s: only unfinished backups, newest %s" % (label, _backup_line(newest_any, ctx.now)))
             continue
-        if newest_any is not newest_done:
+        if not _same(newest_any, newest_done):
             evidence.append("%s: newest backup still running: %s" % (label, _backup_line(newest_any, ctx.now)))
         phase = (newest_done.get("status") or {}).get("phase")
         name = ref(newest_done)
@@ -1644,10 +1789,12 @@ def check_ui(ctx):
     host = ctx.options["ingress_host"]
     ingress, has_tls, secret = _ingress_for(ctx.ingresses, host)
     ui = ctx.state.get("ui")
+    ui = _dict(ui) if ui is not None else None
     evidence = []
     if ingress is not None:
         lb = [i.get("ip") or i.get("hostname") for i in ((ingress.get("status") or {}).get("loadBalancer") or {}).get(
             "ingress") or []]
+        lb = [address for address in lb if address]
         evidence.append("Ingress %s: host %s, TLS %s, address %s" % (
             ref(ingress), host, "secret %s" % secret if has_tls else "NOT configured", ", ".join(lb) or "none"))
     else:
@@ -1655,11 +1802,11 @@ def check_ui(ctx):
     if not ui or ui.get("skipped"):
         evidence.append("the HTTPS request was not made")
         return finding(fid, "UI on https://%s not checked" % host, SKIPPED, evidence)
-    code = ui.get("status")
+    code = _as_int(ui.get("status"))
     message = str(ui.get("msg") or "")
     url = ui.get("url") or "https://%s/" % host
     evidence.append("GET %s (certificate validated): HTTP %s%s" % (
-        url, code, "" if not ui.get("failed") and 200 <= int(code or 0) < 400 else " \u2014 %s" % message))
+        url, ui.get("status"), "" if not ui.get("failed") and 200 <= (code or 0) < 400 else " \u2014 %s" % message))
     tls_error = any(word in message.lower() for word in ("certificate", "ssl", "tls", "hostname"))
     if tls_error:
         return finding(
@@ -1670,7 +1817,7 @@ def check_ui(ctx):
             resolution="Check the TLS secret%s and the cert-manager Certificate/Order for %s." % (
                 " %s" % secret if secret else "", host),
         )
-    if ui.get("failed") or not code or not 200 <= int(code) < 400:
+    if ui.get("failed") or not code or not 200 <= code < 400:
         return finding(
             fid, "UI on %s does not answer" % host, CRITICAL, evidence,
             root_cause=("No Ingress routes the host" if ingress is None else
@@ -1705,7 +1852,11 @@ def merge_options(options):
 def assess(state, options=None):
     """Return the assessment report (a JSON-serialisable dict) for a gathered cluster state."""
     options = merge_options(options)
-    state = state or {}
+    state = dict(state) if isinstance(state, dict) else {}
+    for key in RESULT_KEYS:
+        # an Ansible result of the wrong JSON type (a string, a list) is as good as absent
+        if state.get(key) is not None and not isinstance(state[key], dict):
+            state[key] = None
     now = parse_time(options.get("now")) or datetime.now(timezone.utc)
     options["now"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     api = state.get("api") or {"available": True}
