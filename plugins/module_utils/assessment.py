@@ -35,6 +35,8 @@ import re
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 
+from ansible_collections.stratdata.pi_cluster.plugins.module_utils.snapshot import FINGERPRINT_ANNOTATION
+
 SCHEMA_VERSION = 1
 
 OK = "ok"
@@ -71,6 +73,9 @@ DEFAULT_OPTIONS = {
     "api_required": False,
     "components": None,
     "now": None,
+    "not_collected": None,
+    "source": None,
+    "cluster_issuer": None,
 }
 
 # The components of the original assessment's table. A component is healthy when every selector
@@ -145,7 +150,29 @@ FINDING_ORDER = [
     "dags.indicators_after_load",
     "velero.backup",
     "ui.ingress",
+    "ingress.tls",
+    "alerts.firing",
+    "snapshot.collection",
 ]
+
+# What each check reads; a check whose input was not collected (a snapshot without the file) is skipped
+# and says so, instead of reporting the absence of the objects as a finding.
+CHECK_NEEDS = {
+    "dags.volume": ("pods", "pvcs"),
+    "storage.multi_attach": ("events",),
+    "storage.rwo_shared_nodes": ("pods", "pvcs"),
+    "storage.pvc_unbound": ("pvcs",),
+    "pods.stuck_init": ("pods",),
+    "pods.not_ready": ("pods",),
+    "components.missing": ("pods",),
+    "dags.serialized": ("dag_status",),
+    "dags.config_resources": ("dag_config",),
+    "dags.indicators_after_load": ("dag_runs",),
+    "velero.backup": ("backups",),
+    "ui.ingress": ("ui",),
+    "ingress.tls": ("ingresses", "secrets"),
+    "alerts.firing": ("alerts",),
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -662,6 +689,11 @@ class _Context(object):
         self.deployments = objects(state.get("deployments"))
         self.backups = objects(state.get("backups"))
         self.ingresses = objects(state.get("ingresses"))
+        self.secrets = objects(state.get("secrets"))
+        self.certificates = objects(state.get("certificates"))
+        self.clusterissuers = objects(state.get("clusterissuers"))
+        self.issuers = objects(state.get("issuers"))
+        self.schedules = objects(state.get("schedules"))
         self.usage, self.by_volume = volume_usage(self.pods, self.pvcs, self.pvs)
         self.multi_attach = multi_attach_events(self.events)
         self.explained = {}  # pod ref -> finding id
@@ -1276,6 +1308,12 @@ def check_dags_serialized(ctx, dag_state):
             cause += (" It waits for the ReadWriteOnce DAG volume (see dags.volume); and the DAG files that had been "
                       "copied into that volume by hand are gone, so even a running dag-processor would find an "
                       "empty folder: DAGs must come from git (git-sync) or be copied by the airflow role.")
+    elif _processors_without_dags(processors):
+        blind = _processors_without_dags(processors)
+        cause = ("The dag-processor is running but its DAG files are missing: %s has no DAG volume and no git-sync "
+                 "container, so it parses an empty folder." % ", ".join(p["name"] for p in blind))
+        evidence.append("dag-processor running but DAG files missing: %s mounts no DAG volume and runs no git-sync"
+                        % ", ".join(p["name"] for p in blind))
     elif volume_bad and nothing:
         cause = ("The dag-processor serializes nothing because the DAG folder it reads is empty: the DAG files were "
                  "copied by hand into the ReadWriteOnce DAG volume (not delivered from git) and vanished when the "
@@ -1285,7 +1323,9 @@ def check_dags_serialized(ctx, dag_state):
                  "or the DAG volume empty).")
     else:
         cause = "Some expected DAG files are missing from the DAG folder, or the dag-processor has not parsed them."
-    if dag_state["serialized_count"] == 0:
+    if _processors_without_dags(processors) and not dag_state["import_errors"] and not processor_down:
+        title = "No DAGs serialized: dag-processor running but DAG files missing"
+    elif dag_state["serialized_count"] == 0:
         title = "No DAGs serialized: serialized_dag has 0 rows"
     elif set(dag_state["missing_serialized"]) == set(expected):
         title = "No DAGs serialized: none of the %d expected DAGs is in serialized_dag or the API" % len(expected)
@@ -1301,6 +1341,13 @@ def check_dags_serialized(ctx, dag_state):
                     "`ansible-playbook playbooks/repair-dags.yml -e repair_apply=true`; then check "
                     "`kubectl -n airflow logs deploy/airflow-dag-processor` and the import errors."),
     )
+
+
+def _processors_without_dags(processors):
+    """Ready dag-processor pods that mount no DAG volume and run no git-sync: they parse an empty folder."""
+    return [p for p in processors if p["ready"] and "dags" not in p["claims"].values()
+            and not any("dags" in claim for claim in p["claims"])
+            and not any("git-sync" in (name or "") for name in p["container_names"] + p["init_names"])]
 
 
 def _dag_missing(ctx, dag_state, dag_id):
@@ -1694,6 +1741,27 @@ def check_velero(ctx):
     resolution_base = ("`velero backup describe <name> --details` and `velero backup logs <name>`; re-run "
                        "`ansible-playbook site.yml --tags backup`; prove restores with "
                        "`ansible-playbook playbooks/restore-drill.yml`.")
+    covering = [sch for sch in ctx.schedules if all(backup_covers(
+        {"spec": (sch.get("spec") or {}).get("template") or {}}, ns) for ns in wanted)]
+    if not backups and covering:
+        # Day one: since Velero 1.8 a new Schedule takes no backup until its first cron time; the backup
+        # layer takes the first one itself. Until a schedule is older than the allowed age, that is no fault.
+        young = [sch for sch in covering if parse_time(meta(sch, "creationTimestamp")) and
+                 (ctx.now - parse_time(meta(sch, "creationTimestamp"))).total_seconds() <= max_age]
+        evidence = ["no backups.velero.io object in namespace %s yet" % ctx.options["velero_namespace"]]
+        evidence.extend("Schedule %s (%s) created %s, last backup %s" % (
+            ref(sch), (sch.get("spec") or {}).get("schedule") or "?", format_time(meta(sch, "creationTimestamp")),
+            format_time((sch.get("status") or {}).get("lastBackup")) if (sch.get("status") or {}).get(
+                "lastBackup") else "none") for sch in covering)
+        if young:
+            return finding(
+                fid, "No Velero backup yet: the schedule was created %s ago" % human_age(
+                    (ctx.now - parse_time(meta(young[0], "creationTimestamp"))).total_seconds()), WARN, evidence,
+                root_cause="A fresh install: the first backup has not been taken yet.",
+                impact="Nothing to restore until the first backup completes.",
+                resolution="Wait for the first backup, or take it now: `velero backup create --from-schedule %s`; "
+                           "`ansible-playbook site.yml --tags backup` takes and waits for it." % meta(young[0],
+                                                                                                   "name"))
     if not backups:
         return finding(
             fid, "No Velero backup exists", CRITICAL, ["no backups.velero.io object in namespace %s" %
@@ -1705,6 +1773,7 @@ def check_velero(ctx):
     evidence = []
     statuses = []
     causes = []
+    failed_names = []
     groups = []  # [(backup or None, newest_any, [namespaces])] keeps the order of wanted
     for namespace in wanted:
         newest_any = newest_backup(backups, namespace)
@@ -1757,14 +1826,19 @@ def check_velero(ctx):
                 causes.append("some items of %s failed" % name)
         else:
             statuses.append(CRITICAL)
-            causes.append("%s ended %s" % (name, phase))
+            failure = (newest_done.get("status") or {}).get("failureReason")
+            causes.append("%s ended %s%s" % (name, phase, ": %s" % failure if failure else ""))
+            failed_names.append("%s %s" % (name, phase))
         evidence.append(line)
     status = worst(statuses)
     if status == OK:
         return finding(fid, "Newest Velero backups Completed with %s and their PVCs" % ", ".join(wanted), OK,
                        evidence)
+    title = "Velero backup of %s not usable as is" % ", ".join(wanted)
+    if failed_names:
+        title = "Velero backup %s: nothing to restore %s from" % (", ".join(_unique(failed_names)), ", ".join(wanted))
     return finding(
-        fid, "Velero backup of %s not usable as is" % ", ".join(wanted), status, evidence,
+        fid, title, status, evidence,
         root_cause="; ".join(_unique(causes)) or "see the evidence",
         impact="A restore may miss data or be inconsistent (database copied without a consistent backup point).",
         resolution=resolution_base,
@@ -1834,6 +1908,213 @@ def check_ui(ctx):
     return finding(fid, "UI answers on https://%s with a valid certificate" % host, OK, evidence)
 
 
+# TLS ----------------------------------------------------------------------------------------------
+# Where the certificate Traefik serves for the UI host comes from: the Ingress names a TLS Secret; that
+# Secret exists (else Traefik falls back to its own self-signed default certificate); cert-manager wrote
+# it for a Certificate (annotations cert-manager.io/certificate-name, issuer-name, issuer-kind), issued by
+# a ClusterIssuer of type ca (the cluster CA), acme or selfSigned; or the user provided it. The snapshot
+# keeps Secrets' names, type and annotations only; the fingerprints of the public certificates in them
+# are added by secret_metadata() as annotations.
+
+def _find(objs, namespace, name):
+    for obj in objs:
+        if meta(obj, "name") == name and (namespace is None or meta(obj, "namespace") == namespace):
+            return obj
+    return None
+
+
+def _ready(obj):
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True", cond.get("message") or cond.get("reason") or ""
+    return False, "no Ready condition"
+
+
+def check_tls(ctx):
+    fid = "ingress.tls"
+    host = ctx.options["ingress_host"]
+    ingress, has_tls, secret_name = _ingress_for(ctx.ingresses, host)
+    traefik = dict(
+        root_cause="Nothing issued a certificate for the host: without a TLS Secret Traefik answers with its own "
+                   "self-signed default certificate (CN TRAEFIK DEFAULT CERT), which no client trusts.",
+        impact="Browsers warn, API clients and verify's certificate check refuse the UI.",
+        resolution="Set airflow_ingress_cert_manager_issuer (cert-manager's cluster CA issuer, the default) or "
+                   "provide a TLS Secret, then `ansible-playbook site.yml --tags airflow`; import the cluster CA "
+                   "certificate into your browser.")
+    if ingress is None:
+        return finding(fid, "No Ingress for %s: TLS not checked" % host, SKIPPED, ["no Ingress with host %s" % host])
+    namespace = meta(ingress, "namespace")
+    if not has_tls:
+        return finding(fid, "Traefik's default certificate on %s: the Ingress has no TLS section" % host, CRITICAL,
+                       ["Ingress %s: host %s without spec.tls" % (ref(ingress), host)], **traefik)
+    evidence = ["Ingress %s: host %s, TLS secret %s" % (ref(ingress), host, secret_name)]
+    if ctx.state.get("secrets") is None:
+        return finding(fid, "TLS secret of %s not read" % host, SKIPPED,
+                       evidence + ["not collected: the Secrets (names only) were not read"])
+    secret = _find(ctx.secrets, namespace, secret_name)
+    if secret is None:
+        evidence.append("Secret %s/%s does not exist" % (namespace, secret_name))
+        return finding(fid, "Traefik's default certificate on %s: TLS secret %s missing" % (host, secret_name),
+                       CRITICAL, evidence, **traefik)
+    annotations = meta(secret, "annotations") or {}
+    cert_name = annotations.get("cert-manager.io/certificate-name")
+    certificate = _find(ctx.certificates, namespace, cert_name) if cert_name else None
+    if certificate is None:
+        certificate = next((c for c in ctx.certificates if meta(c, "namespace") == namespace and
+                            (c.get("spec") or {}).get("secretName") == secret_name), None)
+    ca_print = annotations.get(FINGERPRINT_ANNOTATION % "ca.crt")
+    if certificate is None and not annotations.get("cert-manager.io/issuer-name"):
+        evidence.append("Secret %s (%s) is not managed by cert-manager: provided by the user" % (
+            ref(secret), secret.get("type") or "no type"))
+        if annotations.get(FINGERPRINT_ANNOTATION % "tls.crt"):
+            evidence.append("certificate SHA-256 fingerprint %s" % annotations[FINGERPRINT_ANNOTATION % "tls.crt"])
+        return finding(fid, "UI certificate on %s from a user-provided Secret" % host, OK, evidence)
+    issuer_ref = (certificate or {}).get("spec", {}).get("issuerRef") or {}
+    issuer_name = issuer_ref.get("name") or annotations.get("cert-manager.io/issuer-name")
+    issuer_kind = issuer_ref.get("kind") or annotations.get("cert-manager.io/issuer-kind") or "Issuer"
+    if certificate is not None:
+        ready, why = _ready(certificate)
+        evidence.append("Certificate %s: Ready=%s%s, issuer %s %s" % (
+            ref(certificate), ready, " (%s)" % why if why else "", issuer_kind, issuer_name))
+        not_after = (certificate.get("status") or {}).get("notAfter")
+        if not_after:
+            evidence.append("valid until %s" % format_time(not_after))
+        if not ready:
+            return finding(
+                fid, "Certificate %s not issued: Traefik serves its default certificate on %s" % (
+                    ref(certificate), host), CRITICAL, evidence,
+                root_cause="cert-manager has not issued the Certificate (%s); until it does the Secret holds no "
+                           "certificate for the host." % (why or "not Ready"),
+                impact=traefik["impact"],
+                resolution="`kubectl -n %s describe certificate %s` and the CertificateRequest/Order; check the "
+                           "%s %s." % (namespace, meta(certificate, "name"), issuer_kind, issuer_name))
+    issuers = ctx.clusterissuers if issuer_kind == "ClusterIssuer" else [
+        i for i in ctx.issuers if meta(i, "namespace") == namespace]
+    issuer = _find(issuers, None, issuer_name)
+    spec = (issuer or {}).get("spec") or {}
+    wanted = ctx.options.get("cluster_issuer")
+    if issuer is None:
+        evidence.append("%s %s: not collected or not found" % (issuer_kind, issuer_name))
+        kind_text = "issuer %s" % issuer_name
+    elif "ca" in spec:
+        kind_text = "the cluster CA"
+        evidence.append("%s %s: CA issuer, CA secret %s" % (issuer_kind, issuer_name,
+                                                              (spec.get("ca") or {}).get("secretName")))
+    elif "acme" in spec:
+        kind_text = "ACME (%s)" % ((spec.get("acme") or {}).get("server") or "?")
+        evidence.append("%s %s: ACME issuer" % (issuer_kind, issuer_name))
+    elif "selfSigned" in spec:
+        evidence.append("%s %s: self-signed issuer" % (issuer_kind, issuer_name))
+        return finding(fid, "UI certificate on %s is self-signed (issuer %s)" % (host, issuer_name), WARN, evidence,
+                       root_cause="The issuer signs each certificate with its own key: nothing to import and trust.",
+                       impact="Every client must skip certificate validation.",
+                       resolution="Use the cluster CA issuer (a CA issuer whose certificate users can import).")
+    else:
+        kind_text = "issuer %s" % issuer_name
+    if ca_print:
+        evidence.append("CA certificate SHA-256 fingerprint %s" % ca_print)
+    if wanted and issuer_name != wanted:
+        evidence.append("expected issuer %s (airflow_ingress_cert_manager_issuer)" % wanted)
+        return finding(fid, "UI certificate on %s issued by %s, not by %s" % (host, issuer_name, wanted), WARN,
+                       evidence, root_cause="The Certificate names another issuer than the configured one.",
+                       impact="Clients that trust the configured CA refuse the certificate.",
+                       resolution="Re-run `ansible-playbook site.yml --tags airflow`.")
+    return finding(fid, "UI certificate on %s issued by %s (%s %s)" % (host, kind_text, issuer_kind, issuer_name),
+                   OK, evidence, ca_fingerprint=ca_print)
+
+
+# Alerts -------------------------------------------------------------------------------------------
+# Alertmanager API v2 GET /api/v2/alerts: [{labels: {alertname, severity, ...}, annotations: {summary,
+# description, runbook_url}, startsAt, status: {state: active|suppressed|unprocessed}, fingerprint}].
+
+def alert_list(value):
+    """The alerts from a bare list, a uri register (``json``) or ``{"alerts": [...]}``; None when unknown."""
+    if isinstance(value, dict):
+        if value.get("not_installed") or value.get("skipped"):
+            return None
+        if value.get("failed") and "json" not in value:
+            return None
+        for key in ("json", "alerts", "data"):
+            if key in value:
+                return alert_list(value[key])
+        return None
+    if isinstance(value, list):
+        return [a for a in value if isinstance(a, dict)]
+    return None
+
+
+def _alert_row(alert):
+    labels = _dict(alert.get("labels"))
+    annotations = _dict(alert.get("annotations"))
+    status = _dict(alert.get("status"))
+    return {
+        "alertname": _as_str(labels.get("alertname")) or "?",
+        "severity": _as_str(labels.get("severity")) or "none",
+        "namespace": _as_str(labels.get("namespace")),
+        "since": format_time(_as_str(alert.get("startsAt"))),
+        "state": _as_str(status.get("state")) or "active",
+        "summary": _as_str(annotations.get("summary") or annotations.get("description") or "") or "",
+        "runbook": _as_str(annotations.get("runbook") or annotations.get("runbook_url") or "") or "",
+    }
+
+
+def check_alerts(ctx):
+    fid = "alerts.firing"
+    raw = ctx.state.get("alerts")
+    alerts = alert_list(raw)
+    if alerts is None:
+        reason = (_dict(raw).get("reason") or _dict(raw).get("msg") or
+                  ("monitoring not installed" if _dict(raw).get("not_installed") else "alerts not collected"))
+        return finding(fid, "Alerts not read", SKIPPED, ["not collected: %s" % _as_str(reason)], alerts=[])
+    rows = [_alert_row(a) for a in alerts]
+    firing = [r for r in rows if r["state"] == "active" and r["alertname"] != "Watchdog"]
+    quiet = [r for r in rows if r["state"] != "active"]
+    firing.sort(key=lambda r: (-STATUS_RANK.get(_alert_status(r), 0), r["alertname"]))
+    evidence = ["%s [%s] since %s%s%s" % (r["alertname"], r["severity"], r["since"],
+                                          " (%s)" % r["namespace"] if r["namespace"] else "",
+                                          ": %s" % r["summary"] if r["summary"] else "") for r in firing]
+    if quiet:
+        evidence.append("%d more alert(s) silenced or inhibited: %s" % (len(quiet), ", ".join(
+            r["alertname"] for r in quiet)))
+    if not firing:
+        return finding(fid, "No alert firing", OK, evidence or ["Alertmanager returned no active alert"],
+                       alerts=rows)
+    status = worst(_alert_status(r) for r in firing)
+    return finding(
+        fid, "Alerts firing: %s" % ", ".join(_unique(r["alertname"] for r in firing)), status, evidence,
+        root_cause="Prometheus rules of the monitoring layer fire (see each alert's summary).",
+        impact="Each alert names a failing part of the platform.",
+        resolution="; ".join(_unique(r["runbook"] for r in firing if r["runbook"])) or
+                   "Follow each alert's runbook line (Alertmanager UI, or `kubectl -n monitoring port-forward "
+                   "svc/alertmanager-operated 9093`).",
+        alerts=rows,
+    )
+
+
+def _alert_status(row):
+    return CRITICAL if row["severity"] == "critical" else WARN
+
+
+# Snapshot collection ------------------------------------------------------------------------------
+
+def _not_collected(options):
+    value = options.get("not_collected") or []
+    return sorted(str(v) for v in value if isinstance(v, (str, int))) if isinstance(value, list) else []
+
+
+def _collection_finding(options, not_collected):
+    fid = "snapshot.collection"
+    source = options.get("source") or "kubernetes api"
+    if not not_collected:
+        return finding(fid, "Everything read from the %s" % source, OK, ["source: %s" % source])
+    return finding(fid, "Not collected: %s" % ", ".join(not_collected), WARN,
+                   ["source: %s" % source] + ["%s.json: not collected" % name for name in not_collected],
+                   root_cause="The snapshot lacks these files (taken by an older snapshot.yml, or the resource "
+                              "could not be read when it was taken).",
+                   impact="The checks that read them are skipped.",
+                   resolution="Take a new snapshot: `ansible-playbook playbooks/snapshot.yml`.")
+
+
 # --------------------------------------------------------------------------------------------------
 # assessment
 # --------------------------------------------------------------------------------------------------
@@ -1883,11 +2164,28 @@ def assess(state, options=None):
     for check in (check_dags_serialized, check_trigger, check_config_resources, check_indicators_after_load):
         result = check(ctx, dag_state)
         ctx.findings[result["id"]] = result
-    for check in (check_velero, check_ui):
+    for check in (check_velero, check_ui, check_tls, check_alerts):
         result = check(ctx)
         ctx.findings[result["id"]] = result
+    not_collected = _not_collected(options)
+    if not_collected:
+        for fid, needs in CHECK_NEEDS.items():
+            absent = [name for name in needs if name in not_collected]
+            if absent and fid in ctx.findings:
+                ctx.findings[fid] = finding(
+                    fid, "Not checked: %s not collected" % ", ".join(absent), SKIPPED,
+                    ["not collected: %s absent from the snapshot" % ", ".join(n + ".json" for n in absent)])
+        if "pods" in not_collected:
+            components = [dict(row, status=SKIPPED, evidence=["not collected: pods.json absent from the snapshot"],
+                               findings=[]) for row in components]
+    ctx.findings["snapshot.collection"] = _collection_finding(options, not_collected)
     findings = [ctx.findings[fid] for fid in FINDING_ORDER if fid in ctx.findings]
-    return _report(findings, components, options, api_available=True)
+    report = _report(findings, components, options, api_available=True)
+    report["alerts"] = ctx.findings["alerts.firing"].get("alerts", [])
+    report["alerts_collected"] = ctx.findings["alerts.firing"]["status"] != SKIPPED
+    report["source"] = options.get("source") or "kubernetes api"
+    report["not_collected"] = not_collected
+    return report
 
 
 def _not_run_report(api, options):
