@@ -2302,6 +2302,8 @@ def render_markdown(report, title="pi-cluster assessment", context=None):
             evidence += "<br>see %s" % ", ".join("`%s`" % f for f in row["findings"])
         lines.append("| %s | %s | %s |" % (_md_cell(row["name"]), ICONS.get(row["status"], row["status"]), evidence))
     lines.append("")
+    if overall != NOT_RUN:
+        lines.extend(_render_alerts(report))
     critical = [f for f in report["findings"] if f["status"] == CRITICAL]
     warnings = [f for f in report["findings"] if f["status"] == WARN]
     lines.append("## Critical issues")
@@ -2333,6 +2335,29 @@ def render_markdown(report, title="pi-cluster assessment", context=None):
                                                      "<br>".join(_md_cell(e) for e in item["evidence"]) or "-"))
     lines.append("")
     return "\n".join(lines)
+
+
+def _render_alerts(report):
+    """The section "Alerts firing now" (Alertmanager API v2)."""
+    lines = ["## Alerts firing now", ""]
+    item = next((f for f in report["findings"] if f["id"] == "alerts.firing"), None)
+    if item is None or item["status"] == SKIPPED:
+        reason = "; ".join(item["evidence"]) if item else "not collected"
+        lines.extend(["%s %s" % (ICONS[SKIPPED], _md_cell(reason)), ""])
+        return lines
+    firing = [a for a in report.get("alerts") or [] if a.get("state") == "active" and a.get("alertname") != "Watchdog"]
+    if not firing:
+        lines.extend(["%s None (Alertmanager answered; the Watchdog alert only proves the pipeline)." % ICONS[OK], ""])
+        return lines
+    lines.append("| Alert | Severity | Since | Summary | Runbook |")
+    lines.append("| --- | --- | --- | --- | --- |")
+    for alert in sorted(firing, key=lambda a: (a.get("severity") != "critical", a.get("alertname"))):
+        lines.append("| %s | %s %s | %s | %s | %s |" % (
+            _md_cell(alert.get("alertname")), ICONS[CRITICAL] if alert.get("severity") == "critical" else ICONS[WARN],
+            _md_cell(alert.get("severity")), _md_cell(alert.get("since")), _md_cell(alert.get("summary") or "-"),
+            _md_cell(alert.get("runbook") or "-")))
+    lines.append("")
+    return lines
 
 
 def _render_issue(number, item):

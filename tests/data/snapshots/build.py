@@ -21,6 +21,8 @@ import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import yaml
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 sys.path.insert(0, str(REPO / "collections"))
@@ -233,7 +235,7 @@ def load(state):
     extra = json.loads((STATES / state / "ansible.json").read_text())
     for name in RESULTS:
         files[name] = extra[name]
-    return files, extra["captured_at"]
+    return files, extra["captured_at"], extra["api"]
 
 
 def shift(value, install):
@@ -253,7 +255,7 @@ def shift(value, install):
     return value
 
 
-def write(directory, files):
+def write(directory, files, captured_at, api):
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.glob("*.json"):
         old.unlink()
@@ -264,12 +266,18 @@ def write(directory, files):
              "ingresses": ("Ingress", "networking.k8s.io/v1"), "secrets": ("Secret", "v1"),
              "nodes": ("Node", "v1"), "volumeattachments": ("VolumeAttachment", "storage.k8s.io/v1"),
              "certificates": ("Certificate", "cert-manager.io/v1"),
-             "clusterissuers": ("ClusterIssuer", "cert-manager.io/v1")}
+             "clusterissuers": ("ClusterIssuer", "cert-manager.io/v1"),
+             "issuers": ("Issuer", "cert-manager.io/v1")}
     for name, content in sorted(files.items()):
         if name in kinds:
             items = content["items"] if isinstance(content, dict) else content
             content = kubectl_list(items, *kinds[name])
         (directory / (name + ".json")).write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
+    resources = yaml.safe_load((REPO / "roles" / "verify" / "defaults" / "main.yml").read_text())[
+        "verify_snapshot_resources"]
+    info = {"captured_at": captured_at, "kube_host": "pi-master", "api": api, "files": sorted(files),
+            "resources": resources}
+    (directory / "snapshot-info.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
 
 
 def main():
@@ -277,21 +285,23 @@ def main():
         ca_pem, leaf_pem, fingerprint = certificates(Path(tmp))
 
     # broken: the original assessment; monitoring and cert-manager not installed, a user-provided TLS Secret
-    files, now = load("broken")
+    files, now, api = load("broken")
     files["secrets"] = secrets("2026-09-14T18:00:00Z", ca_pem, leaf_pem, cert_manager=False)
     files["schedules"] = schedules("2026-09-14T18:05:00Z", "2026-11-20T02:00:00Z")
     files["nodes"] = nodes("2026-09-14T17:40:00Z")
     files["volumeattachments"] = volume_attachments(files["pods"]["items"], files["pvs"]["items"],
                                                     "2026-11-20T08:50:00Z")
-    files["alerts"] = {"not_installed": True, "reason": "no Service alertmanager-operated in namespace monitoring "
+    files["task_pods"] = []  # no run of the DAG was going on
+    files["alerts"] = {"not_installed": True, "reason": "no Service monitoring/monitoring-alertmanager "
                                                         "(monitoring layer not installed)"}
-    write(HERE / "broken", files)  # no certificates.json/clusterissuers.json: cert-manager's CRDs were absent
+    write(HERE / "broken", files, now, api)  # no certificates.json/clusterissuers.json: cert-manager's CRDs were absent
 
     # healthy: after the repair; cert-manager's cluster CA, monitoring with only the Watchdog firing
-    files, now = load("healthy")
+    files, now, api = load("healthy")
     files["secrets"] = secrets("2026-11-21T14:00:00Z", ca_pem, leaf_pem)
     files["certificates"], files["clusterissuers"] = cert_manager_objects("2026-11-21T14:01:10Z",
                                                                           "2027-02-19T14:01:10Z")
+    files["issuers"] = []
     for ingress in files["ingresses"]["items"]:
         ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] = ISSUER
     files["schedules"] = schedules("2026-09-14T18:05:00Z", "2026-11-23T02:00:00Z")
@@ -300,12 +310,12 @@ def main():
                                                     "2026-11-21T14:02:00Z")
     files["alerts"] = [WATCHDOG]
     healthy = copy.deepcopy(files)
-    write(HERE / "healthy", files)
+    write(HERE / "healthy", files, now, api)
 
     # day-one: the same cluster installed at 09:31 today, first backup taken from the daily schedule at 09:50
     install = datetime(2026, 11, 23, 9, 31, tzinfo=timezone.utc)
     files = shift(copy.deepcopy(healthy), install)
-    files.pop("task_pods")
+    files["task_pods"] = []
     files["trigger"] = {"requested": False}
     files["dag_runs"] = {d: {"dag_runs": [], "total_entries": 0}
                          for d in ("historical_load_equities", "calculate_indicators")}
@@ -321,7 +331,7 @@ def main():
     files["backups"]["items"] = [first]
     files["schedules"] = schedules("2026-11-23T09:49:50Z")
     files["alerts"] = [dict(WATCHDOG, startsAt="2026-11-23T09:45:00.000Z")]
-    write(HERE / "day-one", files)
+    write(HERE / "day-one", files, "2026-11-23T10:20:00Z", api)
 
     # day-one, first backup failed: the object store was not reachable
     failed = copy.deepcopy(first)
@@ -335,7 +345,7 @@ def main():
                        alert("VeleroBackupFailed", "critical", "2026-11-23T09:51:00.000Z",
                              "Velero backup velero-daily-20261123095012 failed",
                              "velero backup logs <name>; ansible-playbook site.yml --tags backup", "velero")]
-    write(HERE / "day-one-failed-backup", files)
+    write(HERE / "day-one-failed-backup", files, "2026-11-23T10:20:00Z", api)
     print("CA SHA-256 fingerprint:", fingerprint)
 
 
