@@ -13,7 +13,6 @@ import re
 import shutil
 import sys
 
-import pytest
 import yaml
 from conftest import REPO, ansible_env, run_ansible
 
@@ -212,11 +211,3 @@ def test_the_snapshot_files_are_kubectl_lists_without_secret_data():
         "airflow/airflow-api-secret-key", "airflow/airflow-fernet-key", "airflow/airflow-metadata",
         "airflow/airflow-postgresql", "airflow/airflow-tls", "cert-manager/pi-cluster-ca", "databases/postgresql",
         "velero/velero-credentials"]
-
-
-@pytest.mark.parametrize("inventory", [[], ["-i", "localhost,"]], ids=["inventory", "no-inventory"])
-def test_snapshot_playbook_syntax(inventory):
-    proc = run_ansible(["ansible-playbook", "--syntax-check", *inventory, "playbooks/snapshot.yml"],
-                       env=ansible_env())
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
