@@ -1,4 +1,4 @@
-"""Assessment findings (plugins/module_utils/assessment.py) on recorded cluster states.
+"""Assessment findings (the package plugins/module_utils/assessment/) on recorded cluster states.
 
 tests/data/cluster_states/<state>/ holds objects shaped exactly like ``kubectl get -o json`` (Lists) plus
 ansible.json with what the verify role passes on from its other tasks (DAG status module result,

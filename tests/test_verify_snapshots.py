@@ -174,7 +174,7 @@ def _collection_names():
 def test_snapshot_collects_every_resource_the_classifier_reads():
     collected = _collection_names()
     # 1. statically: every state key the assessment code reads
-    source = (REPO / "plugins" / "module_utils" / "assessment.py").read_text()
+    source = "".join(p.read_text() for p in sorted((REPO / "plugins" / "module_utils" / "assessment").glob("*.py")))
     # objects(state.get("pods")) in the context, ctx.state.get("ui") in the checks
     read = set(re.findall(r'objects\((?:ctx\.)?state\.get\("([a-z_]+)"\)\)', source))
     read |= set(re.findall(r'ctx\.state\.get\("([a-z_]+)"\)', source))
