@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from conftest import ASSESSMENT_NAMES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -50,7 +51,7 @@ def test_kind_null_is_still_read_as_an_object():
     state = broken_state()
     scheduler = next(p for p in state["pods"]["resources"] if p["metadata"]["name"] == "airflow-scheduler-0")
     scheduler["kind"] = None
-    report = A.assess(state, {"now": NOW})
+    report = A.assess(state, dict(ASSESSMENT_NAMES, now=NOW))
     # the scheduler pod is still seen (stuck in Init behind the Multi-Attach)
     assert report["critical_ids"] == ["dags.volume", "dags.serialized"]
     assert "airflow/airflow-scheduler-0" in by_id(report)["dags.volume"]["blocked_pods"]
@@ -60,7 +61,7 @@ def test_owner_references_null_entry():
     state = broken_state()
     for pod in state["pods"]["resources"]:
         pod["metadata"]["ownerReferences"] = [None]
-    report = A.assess(state, {"now": NOW})
+    report = A.assess(state, dict(ASSESSMENT_NAMES, now=NOW))
     assert report["critical_ids"] == ["dags.volume", "dags.serialized"]
 
 
@@ -68,7 +69,7 @@ def test_status_as_a_string_is_a_pod_without_status():
     state = broken_state()
     api_server = next(p for p in state["pods"]["resources"] if p["metadata"]["name"].startswith("airflow-api-server"))
     api_server["status"] = "Running"
-    report = A.assess(state, {"now": NOW})
+    report = A.assess(state, dict(ASSESSMENT_NAMES, now=NOW))
     row = next(c for c in report["components"] if c["name"] == "api-server")
     # a pod whose status is not an object is not proven running: the component is not ok
     assert row["status"] == "critical"
@@ -78,14 +79,14 @@ def test_status_as_a_string_is_a_pod_without_status():
 def test_non_numeric_http_status_of_the_ui_and_the_trigger():
     state = broken_state()
     state["ui"] = {"status": "two hundred", "msg": "garbled", "url": "https://airflow.stratdata.org/"}
-    report = A.assess(state, {"now": NOW})
+    report = A.assess(state, dict(ASSESSMENT_NAMES, now=NOW))
     ui = by_id(report)["ui.ingress"]
     assert ui["status"] == "critical" and ui["title"] == "UI on airflow.stratdata.org does not answer"
     assert "HTTP two hundred" in " ".join(ui["evidence"])
     healthy = json.loads((STATES / "healthy" / "ansible.json").read_text())
     state["dag_status"] = healthy["dag_status"]
     state["trigger"] = {"requested": True, "unpause_status": "OK", "trigger_status": None}
-    trigger = by_id(A.assess(state, {"now": NOW}))["dags.trigger"]
+    trigger = by_id(A.assess(state, dict(ASSESSMENT_NAMES, now=NOW)))["dags.trigger"]
     assert trigger["status"] == "critical" and trigger["title"].endswith("could not be unpaused/triggered")
 
 
@@ -93,7 +94,7 @@ def test_results_of_the_wrong_type_are_absent_not_fatal():
     state = broken_state()
     for key in ("dag_status", "dag_config", "dag_runs", "trigger", "ui"):
         state[key] = "garbage"
-    report = A.assess(state, {"now": NOW})
+    report = A.assess(state, dict(ASSESSMENT_NAMES, now=NOW))
     findings = by_id(report)
     assert findings["dags.serialized"]["evidence"] == ["the DAG status check did not run"]
     assert findings["ui.ingress"]["status"] == "skipped"
@@ -149,7 +150,7 @@ def test_mutated_recorded_objects_never_raise(mutations):
     state = {"pods": mutated, "events": mutated, "pvcs": mutated, "pvs": mutated, "statefulsets": mutated,
              "deployments": mutated, "backups": mutated, "ingresses": mutated, "task_pods": mutated,
              "secrets": mutated, "certificates": mutated, "clusterissuers": mutated, "schedules": mutated}
-    report = A.assess(state, {"now": NOW})
+    report = A.assess(state, dict(ASSESSMENT_NAMES, now=NOW))
     assert report["overall_status"] in ("ok", "warn", "critical")
     A.render_markdown(report)
     A.render_json(report)
@@ -163,6 +164,6 @@ STATE_KEYS = ("api", "pods", "events", "pvcs", "pvs", "statefulsets", "deploymen
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(STATE_KEYS), JSON, max_size=8))
 def test_arbitrary_json_in_every_state_key_never_raises(state):
-    report = A.assess(state, {"now": NOW})
+    report = A.assess(state, dict(ASSESSMENT_NAMES, now=NOW))
     assert report["overall_status"] in ("ok", "warn", "critical", "not_run")
     A.render_markdown(report)

@@ -14,7 +14,7 @@ import shutil
 import sys
 
 import yaml
-from conftest import REPO, ansible_env, run_ansible
+from conftest import ASSESSMENT_NAMES, REPO, ansible_env, run_ansible
 
 sys.path.insert(0, str(REPO / "collections"))
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils import assessment as A  # noqa: E402
@@ -186,9 +186,9 @@ def test_snapshot_collects_every_resource_the_classifier_reads():
     for name in ("broken", "healthy", "day-one-failed-backup"):
         files = {p.stem: json.loads(p.read_text()) for p in (SNAPSHOTS / name).glob("*.json")}
         now = files.pop("snapshot-info")["captured_at"]
-        full = A.assess(dict(files), {"now": now})
+        full = A.assess(dict(files), dict(ASSESSMENT_NAMES, now=now))
         for key in files:
-            reduced = A.assess({k: v for k, v in files.items() if k != key}, {"now": now})
+            reduced = A.assess({k: v for k, v in files.items() if k != key}, dict(ASSESSMENT_NAMES, now=now))
             if reduced["findings"] != full["findings"] or reduced["components"] != full["components"]:
                 assert key in collected, (name, key)
 
