@@ -8,6 +8,7 @@ resolve here, so a task that tried would fail the run). Expectations are hand-wr
 objects, not taken from the implementation.
 """
 
+import base64
 import json
 import re
 import shutil
@@ -211,3 +212,27 @@ def test_the_snapshot_files_are_kubectl_lists_without_secret_data():
         "airflow/airflow-api-secret-key", "airflow/airflow-fernet-key", "airflow/airflow-metadata",
         "airflow/airflow-postgresql", "airflow/airflow-tls", "cert-manager/pi-cluster-ca", "databases/postgresql",
         "velero/velero-credentials"]
+
+
+def test_ui_check_takes_the_ca_certificate_of_the_cluster_issuer(tmp_path):
+    """ui.yml's template: the public certificate of the CA issuer's Secret (ca.crt, else tls.crt), or nothing."""
+    tasks = yaml.safe_load((REPO / "roles" / "verify" / "tasks" / "ui.yml").read_text())
+    keep = next(t for t in tasks if t["name"] == "Keep the CA certificate (public)")
+    pem = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+    cases = {
+        "ca.crt": {"resources": [{"data": {"ca.crt": base64.b64encode(pem.encode()).decode(), "tls.key": "eA=="}}]},
+        "tls.crt": {"resources": [{"data": {"tls.crt": base64.b64encode(pem.encode()).decode()}}]},
+        "none": {"skipped": True},
+    }
+    for label, register in cases.items():
+        play = [{"hosts": "localhost", "gather_facts": False,
+                 "vars": {"ansible_python_interpreter": sys.executable, "verify_ui_ca_secret": register},
+                 "tasks": [dict(keep, register="kept")]}]
+        path = tmp_path / ("play-%s.yml" % label.replace(".", "-"))
+        path.write_text(yaml.safe_dump(play))
+        proc = run_ansible(["ansible-playbook", "-i", "localhost,", "-c", "local", str(path)],
+                           env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json"))
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        out, _end = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{"):])
+        kept = out["plays"][0]["tasks"][0]["hosts"]["localhost"]["ansible_facts"]["verify_ui_ca_pem"]
+        assert kept.strip() == ("" if label == "none" else pem.strip()), label
