@@ -1,4 +1,4 @@
-"""Assessment findings (plugins/module_utils/assessment.py) on recorded cluster states.
+"""Assessment findings (the package plugins/module_utils/assessment/) on recorded cluster states.
 
 tests/data/cluster_states/<state>/ holds objects shaped exactly like ``kubectl get -o json`` (Lists) plus
 ansible.json with what the verify role passes on from its other tasks (DAG status module result,
@@ -10,6 +10,7 @@ finding type is driven to its non-ok statuses by editing copies of these recorde
 
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -23,7 +24,10 @@ if str(REPO / "collections") not in sys.path:
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils import assessment as A  # noqa: E402
 
 STATES = REPO / "tests" / "data" / "cluster_states"
+SNAPSHOTS = REPO / "tests" / "data" / "snapshots"
 KUBECTL_FILES = ("pods", "task_pods", "events", "pvcs", "pvs", "statefulsets", "deployments", "backups", "ingresses")
+# What the snapshots of the same states add (TLS objects, schedules, alerts; see tests/data/snapshots/build.py).
+SNAPSHOT_FILES = ("secrets", "certificates", "clusterissuers", "issuers", "schedules", "alerts")
 
 
 def load_state(name):
@@ -37,6 +41,11 @@ def load_state(name):
             assert kubectl_list["kind"] == "List" and kubectl_list["apiVersion"] == "v1"
             # kubernetes.core.k8s_info returns the items as `resources`
             state[kind] = {"changed": False, "failed": False, "api_found": True, "resources": kubectl_list["items"]}
+    for kind in SNAPSHOT_FILES:
+        path = SNAPSHOTS / name / (kind + ".json")
+        if path.exists():
+            data = json.loads(path.read_text())
+            state[kind] = {"resources": data["items"]} if isinstance(data, dict) and "items" in data else data
     extra = json.loads((directory / "ansible.json").read_text())
     now = extra.pop("captured_at")
     extra.pop("helm_values")
@@ -78,23 +87,19 @@ def healthy():
 # the recorded states
 # --------------------------------------------------------------------------------------------------
 
-def test_recorded_objects_are_shaped_like_kubectl_output(broken, healthy):
+def test_normalisation_keeps_well_formed_kubectl_objects_unchanged(broken, healthy):
+    """objects() reads every recorded object, and normalising valid kubectl output changes nothing."""
+    counted = {}
     for state, _now in (broken, healthy):
         for kind in KUBECTL_FILES:
-            for obj in items(state, kind) if kind in state else []:
-                assert set(obj) >= {"apiVersion", "kind", "metadata"}, obj.get("kind")
-                assert obj["metadata"]["name"] and obj["metadata"]["uid"]
-                if obj["kind"] == "Pod":
-                    assert obj["spec"]["nodeName"] and obj["status"]["phase"]
-                    assert "containerStatuses" in obj["status"]
-                if obj["kind"] == "Event":
-                    assert {"involvedObject", "reason", "message", "type", "count"} <= set(obj)
-                if obj["kind"] == "PersistentVolumeClaim":
-                    assert obj["spec"]["accessModes"] and obj["status"]["phase"]
-                if obj["kind"] == "Backup":
-                    assert obj["apiVersion"] == "velero.io/v1"
-                    assert {"phase", "completionTimestamp"} <= set(obj["status"])
-                    assert obj["spec"]["includedNamespaces"]
+            if kind not in state:
+                continue
+            recorded = items(state, kind)
+            assert A.objects(state[kind]) == recorded, kind
+            counted[kind] = counted.get(kind, 0) + len(recorded)
+    # the recorded states hold (broken + healthy): hand-counted from the files
+    assert counted == {"pods": 8 + 8, "task_pods": 2, "events": 7 + 1, "pvcs": 5 + 4, "pvs": 5 + 4,
+                       "statefulsets": 4 + 4, "deployments": 3 + 3, "backups": 3 + 3, "ingresses": 1 + 1}
 
 
 def test_broken_state_gives_exactly_the_two_critical_issues_of_the_assessment(broken):
@@ -702,8 +707,12 @@ def test_ui_variants(healthy):
 
 
 def test_every_finding_type_is_reported_in_a_fixed_order(broken, healthy):
+    expected = ["cluster.api", "dags.volume", "storage.multi_attach", "storage.rwo_shared_nodes",
+                "storage.pvc_unbound", "pods.stuck_init", "pods.not_ready", "components.missing", "dags.serialized",
+                "dags.trigger", "dags.config_resources", "dags.indicators_after_load", "velero.backup", "ui.ingress",
+                "ingress.tls", "alerts.firing", "snapshot.collection"]
     for state, now in (broken, healthy):
-        assert [f["id"] for f in run(state, now)["findings"]] == A.FINDING_ORDER
+        assert [f["id"] for f in run(state, now)["findings"]] == expected
 
 
 # --------------------------------------------------------------------------------------------------
@@ -750,7 +759,12 @@ def test_json_twin_round_trips(broken, healthy):
     for state, now in (broken, healthy):
         report = run(state, now)
         text = A.render_json(report)
-        assert json.loads(text) == json.loads(json.dumps(report, default=str))
+        # two-space indent, keys sorted, one trailing newline, non-ASCII written as is
+        assert text.startswith('{\n  "alerts": ') and text.endswith("\n}\n")
+        top = re.findall(r'^  "([a-z_]+)": ', text, re.M)
+        assert top == ["alerts", "alerts_collected", "checklist", "components", "counts", "critical_ids",
+                       "findings", "generated_at", "not_collected", "not_run_reason", "options", "overall_status",
+                       "schema_version", "source", "summary"]
         loaded = json.loads(text)
         assert loaded["schema_version"] == 1
         assert loaded["generated_at"] == now
@@ -759,7 +773,9 @@ def test_json_twin_round_trips(broken, healthy):
         for item in loaded["findings"]:
             assert set(item) >= {"id", "title", "status", "evidence", "root_cause", "impact", "resolution"}
             assert item["status"] in ("ok", "warn", "critical", "skipped")
-    assert json.loads(A.render_json(run(*broken)))["counts"] == {"ok": 8, "warn": 1, "critical": 2, "skipped": 3}
+    broken_text = A.render_json(run(*broken))
+    assert "\u2014 see dags.volume" in broken_text and "\\u2014" not in broken_text
+    assert json.loads(broken_text)["counts"] == {"ok": 10, "warn": 1, "critical": 2, "skipped": 4}
 
 
 def test_markdown_escapes_table_cells():

@@ -29,7 +29,8 @@ from ansible_collections.stratdata.pi_cluster.plugins.module_utils import assess
 
 LAB_VAULT = REPO / "lab" / "vault-password.txt"
 STATES = REPO / "tests" / "data" / "cluster_states"
-MY_PLAYBOOKS = ("playbooks/verify.yml", "playbooks/repair-dags.yml", "playbooks/restore-drill.yml")
+MY_PLAYBOOKS = ("playbooks/verify.yml", "playbooks/snapshot.yml", "playbooks/repair-dags.yml",
+                "playbooks/restore-drill.yml")
 
 
 def env(**extra):

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, StratData platform team
 # Apache License 2.0
-"""Filters of the verify / restore-drill playbooks (logic in plugins/module_utils/assessment.py).
+"""Filters of the verify / restore-drill playbooks (logic in plugins/module_utils/assessment/).
 
 Documented in velero_newest_backup.yml and appdb_row_count_diff.yml next to this file.
 """

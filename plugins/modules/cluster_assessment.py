@@ -58,8 +58,42 @@ options:
     description: velero.io/v1 Backup objects.
     type: raw
   ingresses:
-    description: Ingress objects of the Airflow namespace.
+    description: Ingress objects (the one of I(ingress_host) is checked).
     type: raw
+  schedules:
+    description: velero.io/v1 Schedule objects (a fresh install has a schedule before its first backup).
+    type: raw
+  secrets:
+    description:
+      - Secrets, names only (as playbooks/snapshot.yml writes them, data dropped); the TLS Secret of the
+        Ingress, its cert-manager annotations and the certificate fingerprints are read.
+    type: raw
+  certificates:
+    description: cert-manager.io/v1 Certificate objects (absent when cert-manager is not installed).
+    type: raw
+  clusterissuers:
+    description: cert-manager.io/v1 ClusterIssuer objects.
+    type: raw
+  issuers:
+    description: cert-manager.io/v1 Issuer objects (namespaced issuers).
+    type: raw
+  alerts:
+    description:
+      - Alerts of Alertmanager's C(GET /api/v2/alerts) (a list, or the registered uri result with C(json)),
+        or C({not_installed, reason}) when there is no monitoring. A firing C(severity=critical) alert makes
+        the overall status critical.
+    type: raw
+  not_collected:
+    description: Inputs a snapshot lacks (e.g. C(certificates)); the checks that read them are skipped.
+    type: list
+    elements: str
+    default: []
+  source:
+    description: Where the state comes from, for the report (C(kubernetes api) or C(snapshot <dir>)).
+    type: str
+  cluster_issuer:
+    description: cert-manager ClusterIssuer the UI certificate must come from (empty = any).
+    type: str
   task_pods:
     description:
       - Pods labelled dag_id=I(config_dag_id) (KubernetesPodOperator pods), e.g. caught during a triggered run.
@@ -165,6 +199,11 @@ summary:
   description: One sentence summing up the result.
   returned: always
   type: str
+alerts:
+  description: The alerts Alertmanager returned (alertname, severity, namespace, since, state, summary, runbook).
+  returned: always
+  type: list
+  elements: dict
 critical_ids:
   description: Ids of the critical findings.
   returned: always
@@ -212,11 +251,12 @@ from ansible_collections.stratdata.pi_cluster.plugins.module_utils.assessment im
     render_markdown,
 )
 
-STATE_KEYS = ("api", "pods", "events", "pvcs", "pvs", "statefulsets", "deployments", "backups", "ingresses",
-              "task_pods", "dag_status", "dag_config", "dag_runs", "trigger", "ui")
+STATE_KEYS = ("api", "pods", "events", "pvcs", "pvs", "statefulsets", "deployments", "backups", "schedules",
+              "ingresses", "secrets", "certificates", "clusterissuers", "issuers", "alerts", "task_pods", "dag_status",
+              "dag_config", "dag_runs", "trigger", "ui")
 OPTION_KEYS = ("api_required", "expected_dag_ids", "config_dag_id", "indicators_dag_id", "ingress_host",
                "airflow_namespace", "databases_namespace", "velero_namespace", "backup_namespaces",
-               "backup_max_age_hours", "stuck_after_seconds", "now")
+               "backup_max_age_hours", "stuck_after_seconds", "now", "not_collected", "source", "cluster_issuer")
 
 
 def argument_spec():
@@ -231,6 +271,15 @@ def argument_spec():
         deployments=dict(type="raw"),
         backups=dict(type="raw"),
         ingresses=dict(type="raw"),
+        schedules=dict(type="raw"),
+        secrets=dict(type="raw"),
+        certificates=dict(type="raw"),
+        clusterissuers=dict(type="raw"),
+        issuers=dict(type="raw"),
+        alerts=dict(type="raw"),
+        not_collected=dict(type="list", elements="str", default=[]),
+        source=dict(type="str"),
+        cluster_issuer=dict(type="str"),
         task_pods=dict(type="raw"),
         dag_status=dict(type="dict"),
         dag_config=dict(type="dict"),
@@ -296,6 +345,7 @@ def main():
         overall_status=report["overall_status"],
         summary=report["summary"],
         critical_ids=report["critical_ids"],
+        alerts=report.get("alerts", []),
         findings=report["findings"],
         components=report["components"],
         checklist=report["checklist"],
