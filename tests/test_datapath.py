@@ -20,7 +20,6 @@ import time
 import urllib.parse
 
 import yaml
-from fixtures.datapath import group_vars
 
 DAG_IDS = ["calculate_indicators", "data_collection", "historical_load_equities"]
 LOAD, INDICATORS = "historical_load_equities", "calculate_indicators"
@@ -64,7 +63,7 @@ def test_data_path_end_to_end_through_verify(datapath, tmp_path):
     # the configuration is the role's: the connection URL with the URL-encoded password, the Variable
     conn = dp.env["AIRFLOW_CONN_APPDB"]
     assert conn.startswith("postgresql://%s:" % dp.appdb_user) and "%40%3A%2F%25%23" in conn, "not URL-encoded"
-    assert dp.env["AIRFLOW_VAR_PI_CLUSTER_JOBS_NAMESPACE"] == dp.airflow_defaults["airflow_jobs_namespace"]
+    assert dp.env["AIRFLOW_VAR_PI_CLUSTER_JOBS_NAMESPACE"] == dp.jobs_namespace
     mark = time.monotonic()
     dp.wait_until("the dag-processor serialized %s from the git checkout" % DAG_IDS, lambda: _serialized(dp))
     dp.timings["DAGs serialized"] = round(time.monotonic() - mark, 1)
@@ -75,10 +74,10 @@ def test_data_path_end_to_end_through_verify(datapath, tmp_path):
     report_dir = tmp_path / "reports"
     report_dir.mkdir()
     proc = dp.playbook("verify.yml", {
+        **dp.address_vars(),
         "verify_trigger": True,
         # no Kubernetes API here: verify's Service and pod lookups find nothing (findings, not errors)
         "pi_cluster_kubeconfig": str(tmp_path / "no-kubeconfig"),
-        "pi_cluster_domain": group_vars()["pi_cluster_domain"],
         "verify_api": {"available": True, "reason": "live test instance of tests/fixtures/datapath.py"},
         "verify_api_url": dp.api_url,
         "verify_airflow_db_host": dp.pg_meta.host,
@@ -124,7 +123,7 @@ def test_data_path_end_to_end_through_verify(datapath, tmp_path):
     for job, pod in pods.items():
         container = pod["spec"]["containers"][0]
         assert container["resources"] == jobs[job], (job, container["resources"])
-        assert pod["metadata"]["namespace"] == dp.airflow_defaults["airflow_jobs_namespace"]
+        assert pod["metadata"]["namespace"] == dp.jobs_namespace
         assert pod["metadata"]["labels"]["dag_id"] == LOAD
 
     # -- verify's report for this instance ----------------------------------------------------------------
