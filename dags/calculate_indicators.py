@@ -3,6 +3,10 @@
 Scheduled by the asset ``appdb://financial_screener/historical_prices``, which ``historical_load_equities``
 updates when all of its jobs succeeded. One Kubernetes pod; image and namespace come from Airflow
 Variables rendered at run time (see dags/README.md). Parsing this file makes no database query.
+
+A run created by an asset event has no logical date and no data interval in Airflow 3 (so
+``data_interval_start`` is undefined there): ``--since`` is the day the run was due, ``dag_run.run_after``,
+which every run has (asset-triggered, manual or scheduled).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ def calculate_indicators():
         namespace=NAMESPACE,
         image=IMAGE,
         cmds=["financial-screener"],
-        arguments=["calculate-indicators", "--since", "{{ data_interval_start | ds }}",
+        arguments=["calculate-indicators", "--since", "{{ dag_run.run_after | ds }}",
                    "--batch-size", var_template("pi_cluster_indicators_batch_size", "500")],
         container_resources=resources_from_row("500m", "1Gi"),
         labels={"app.kubernetes.io/part-of": "financial-screener"},

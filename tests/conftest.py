@@ -66,7 +66,7 @@ def appdb_module_args(pg, dbname):
     """Connection options plus the contract's appdb schema, as the appdb_config role passes them."""
     return dict(pg.module_args(dbname), schema=CONTRACT["pi_cluster_appdb_schema"])
 
-pytest_plugins = ["fixtures.postgres", "fixtures.airflow"]
+pytest_plugins = ["fixtures.postgres", "fixtures.airflow", "fixtures.datapath"]
 
 
 def ansible_env(**extra):

@@ -59,7 +59,8 @@ def test_migrations_check_mode_then_apply_then_idempotent(run_module, postgres_s
     assert not check.get("failed"), check.get("msg")
     assert check["changed"] is True
     assert check["applied"] == []
-    assert check["pending"] == ["0001_initial_schema.sql", "0002_updated_at_triggers.sql"]
+    assert check["pending"] == ["0001_initial_schema.sql", "0002_updated_at_triggers.sql",
+                                "0003_grant_app_user_read.sql"]
     assert check["ledger_created"] is True
     assert "0001_initial_schema.sql" in check["diff"]["after"] and check["diff"]["before"] == ""
     # check mode changed nothing: not even the schema exists
@@ -68,13 +69,15 @@ def test_migrations_check_mode_then_apply_then_idempotent(run_module, postgres_s
     first = migrate(run_module, pg, db)
     assert not first.get("failed"), first.get("msg")
     assert first["changed"] is True
-    assert first["applied"] == ["0001_initial_schema.sql", "0002_updated_at_triggers.sql"]
-    assert first["current_version"] == 2
+    assert first["applied"] == ["0001_initial_schema.sql", "0002_updated_at_triggers.sql",
+                                "0003_grant_app_user_read.sql"]
+    assert first["current_version"] == 3
     for table in ("dag_configuration", "exchange_groups", "schema_migrations"):
         assert table_exists(pg, db, "financial_screener." + table)
     ledger = pg.query(db, "SELECT version, name, length(checksum) FROM financial_screener.schema_migrations "
                           "ORDER BY version")
-    assert ledger == [(1, "0001_initial_schema.sql", 64), (2, "0002_updated_at_triggers.sql", 64)]
+    assert ledger == [(1, "0001_initial_schema.sql", 64), (2, "0002_updated_at_triggers.sql", 64),
+                      (3, "0003_grant_app_user_read.sql", 64)]
     assert any("pg_advisory_xact_lock" in q for q in first["queries"])
 
     second = migrate(run_module, pg, db)
@@ -375,7 +378,7 @@ def test_role_applies_migrations_and_rows_idempotently(run_module, postgres_serv
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert stats["failures"] == 0 and stats["changed"] == 2
     assert pg.query(db, "SELECT count(*) FROM financial_screener.dag_configuration")[0][0] == 4
-    assert pg.query(db, "SELECT count(*) FROM financial_screener.schema_migrations")[0][0] == 2
+    assert pg.query(db, "SELECT count(*) FROM financial_screener.schema_migrations")[0][0] == 3
     assert pg.password not in proc.stdout  # no_log on the tasks that carry it
 
     proc, out, stats = _role_run(pg, db, tmp_path, run_module)

@@ -328,9 +328,14 @@ SIMULATED_REGISTERS = {
                                  "missing": ["x"]},
     "verify_dag_config_result": {"changed": False, "skipped": True},
     "verify_api_token": {"status": 201, "json": {"access_token": "eyJ.fake.token"}},
-    "verify_unpause": {"status": 200, "json": {"dag_id": "historical_load_equities", "is_paused": False}},
+    "verify_unpause_all": {"results": [
+        {"item": "historical_load_equities", "status": 200, "json": {"is_paused": False}},
+        {"item": "calculate_indicators", "status": 200, "json": {"is_paused": False}}]},
     "verify_trigger_post": {"status": 200, "json": {"dag_run_id": "manual__2026-11-23T09:21:12+00:00"}},
-    "verify_trigger_run": {"status": 200, "json": {"state": "success"}},
+    "verify_trigger_run": {"status": 200, "json": {"state": "success", "start_date": "2026-11-23T09:21:13Z"}},
+    "verify_indicators_runs": {"status": 200, "json": {"dag_runs": [
+        {"run_after": "2026-11-23T09:40:02Z", "state": "success"},
+        {"run_after": "2026-11-22T09:40:02Z", "state": "failed"}]}},
     "verify_dag_runs_result": {"results": [
         {"item": "historical_load_equities", "status": 200, "json": {"dag_runs": [], "total_entries": 0},
          "invocation": {"module_args": {"headers": {"Authorization": "Bearer eyJ.fake.token"}}}},
@@ -348,6 +353,7 @@ def test_role_set_fact_templates(tmp_path):
         _role_task("dags.yml", "Record the DAG status"),
         _role_task("dags.yml", "Record the dag_configuration rows"),
         _role_task("dags.yml", "Remember the API token"),
+        _role_task("trigger.yml", "Record the unpause result"),
         _role_task("trigger.yml", "Record the trigger result"),
         _role_task("runs.yml", "Record the DAG runs"),
     ]
@@ -369,7 +375,8 @@ def test_role_set_fact_templates(tmp_path):
     assert facts["verify_api_bearer"] == "eyJ.fake.token"
     assert facts["verify_trigger_state"] == {"requested": True, "unpause_status": 200, "trigger_status": 200,
                                              "dag_run_id": "manual__2026-11-23T09:21:12+00:00",
-                                             "final_state": "success", "error": None}
+                                             "final_state": "success", "indicators_state": "success",
+                                             "unpaused_failed": [], "error": None}
     # only the JSON bodies go on (the registered results carry the token)
     assert facts["verify_dag_runs"] == {"historical_load_equities": {"dag_runs": [], "total_entries": 0},
                                         "calculate_indicators": {"detail": "not found"}}

@@ -60,6 +60,7 @@ class ScreenerPodOperator(KubernetesPodOperator):
             "env": {e["name"]: e.get("value") for e in container.get("env", [])},
             "resources": container.get("resources"),
             "resources_type": type(pod.spec.containers[0].resources).__name__,
+            "pod": spec,  # the whole pod as the API would receive it (labels, containers, resources)
         }
 
 
