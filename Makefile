@@ -45,7 +45,7 @@ syntax: venv  ## syntax-check every playbook
 	  ansible-playbook --syntax-check $$pb >/dev/null || { echo "syntax-check failed: $$pb"; exit 1; }; \
 	done; echo "syntax-check: site.yml and playbooks/*.yml OK"
 
-secrets:  ## fail on any plaintext secret in the tree
+secrets: venv  ## fail on any plaintext secret in the tree (detect-secrets + vault-aware rules)
 	python3 scripts/secret_scan.py .
 
 unit: venv airflow-venv  ## pytest: unit tests, real PostgreSQL 15 and real Airflow 3.0.2

@@ -1,105 +1,140 @@
 #!/usr/bin/env python3
-"""Check that every key a rendered values file sets exists in a Helm chart's values.yaml.
+"""Record the value keys a pinned Helm chart declares, from the chart itself (never from our values).
 
-Development helper (needs a chart checked out somewhere, never committed):
+Development helper; the chart comes from its upstream repository and is never committed:
 
-    python3 scripts/chart_keys.py check  build/rendered/airflow.values.yaml /tmp/charts/airflow-1.18.0
-    python3 scripts/chart_keys.py record build/rendered/airflow.values.yaml /tmp/charts/airflow-1.18.0 \\
-        > tests/data/chart_keys/airflow-1.18.0.txt
+    git -C MIRROR archive COMMIT CHART_PATH | tar -x -C /tmp/charts
+    python3 scripts/chart_keys.py record /tmp/charts/CHART_PATH "owner/repo COMMIT CHART_PATH" \\
+        > tests/data/chart_keys/NAME-VERSION.txt
+    python3 scripts/chart_keys.py check build/rendered/x.values.yaml tests/data/chart_keys/NAME-VERSION.txt
 
-A key path is accepted when the chart's values.yaml has it, or when it lies below a chart value
-that is an empty map/null (free-form: annotations, resources, nodeSelector ...), or below a path
-listed in FREE_FORM (airflow.cfg sections, subchart values documented in the subchart). Lists are
-leaves. `record` prints the sorted key paths of the values file that the chart accepts: the
-offline tests compare rendered values against these small recorded lists.
+`record` lists every key path of the chart's values.yaml and values.schema.json, and every `.Values.a.b`
+path its templates read. A path ending in `.*` is free-form below: an empty map or null in values.yaml
+(annotations, resources, nodeSelector ...), or a schema object without "properties" or with
+"additionalProperties" set. Lists are leaves. The header names the source (repository, commit, path).
+`check` prints the key paths of a rendered values file that the recorded chart does not declare.
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import yaml
 
-# Paths below which a chart accepts arbitrary keys although its values.yaml shows examples.
-FREE_FORM = {
-    "airflow": ["config", "postgresql", "global"],
-    "postgresql": ["global"],
-    "velero": [],
-    "longhorn": [],
-    "nfs-subdir-external-provisioner": [],
-}
+VALUES_REF_RE = re.compile(r"\.Values((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
 
 
-def key_paths(data, prefix=()):
-    """Yield the dotted key paths of the leaves of a mapping (lists and scalars are leaves)."""
+def leaf_paths(data, prefix=()):
+    """Dotted key paths of the leaves of a mapping (lists and scalars are leaves)."""
     if isinstance(data, dict) and data:
         for key, value in data.items():
-            yield from key_paths(value, prefix + (str(key),))
+            yield from leaf_paths(value, prefix + (str(key),))
     else:
-        yield prefix
+        yield ".".join(prefix)
 
 
-def in_schema(path, schema):
-    """Whether values.schema.json declares the key path (through "properties")."""
-    node = schema
-    for key in path:
-        props = node.get("properties") if isinstance(node, dict) else None
-        if not props or key not in props:
-            return False
-        node = props[key]
-    return True
+def values_keys(data, prefix=()):
+    """(exact paths, free-form prefixes) declared by a chart's values.yaml."""
+    exact, free = set(), set()
+    if not isinstance(data, dict):
+        return exact, free
+    for key, value in data.items():
+        path = prefix + (str(key),)
+        exact.add(".".join(path))
+        if value is None or value == {}:
+            free.add(".".join(path))
+        elif isinstance(value, dict):
+            sub_exact, sub_free = values_keys(value, path)
+            exact |= sub_exact
+            free |= sub_free
+    return exact, free
 
 
-def accepted(path, chart_values, free_form, schema=None, templates=""):
-    """Whether the chart accepts this key path (values.yaml, values.schema.json or a template)."""
-    dotted = ".".join(path)
-    if any(dotted == f or dotted.startswith(f + ".") for f in free_form):
-        return True
-    if schema and in_schema(path, schema):
-        return True
-    if (".Values.%s" % dotted) in templates:
-        return True
-    node = chart_values
-    for key in path:
-        if not isinstance(node, dict):
-            return False
-        if key not in node:
-            return False
-        node = node[key]
-        if node is None or node == {}:
-            return True  # free-form map (or null placeholder) in the chart
-    return True
+def schema_keys(node, prefix=(), defs=None):
+    """(exact paths, free-form prefixes) declared by a values.schema.json node."""
+    exact, free = set(), set()
+    if not isinstance(node, dict):
+        return exact, free
+    defs = defs if defs is not None else node.get("definitions", node.get("$defs", {}))
+    ref = node.get("$ref", "")
+    if ref.startswith("#/"):
+        target = defs
+        for part in ref.split("/")[2:]:
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        node = dict(target, **{k: v for k, v in node.items() if k != "$ref"})
+    for combinator in ("allOf", "anyOf", "oneOf"):
+        for sub in node.get(combinator, []):
+            sub_exact, sub_free = schema_keys(sub, prefix, defs)
+            exact |= sub_exact
+            free |= sub_free
+    props = node.get("properties")
+    types = node.get("type", [])
+    types = [types] if isinstance(types, str) else types
+    # A schema object that lists properties is closed unless it opens itself with additionalProperties
+    # (charts ignore keys their templates never read, so an unlisted key is a mistake, not a setting).
+    additional = node.get("additionalProperties")
+    if prefix and ("object" in types or props is not None) and (not props or additional not in (False, None)):
+        free.add(".".join(prefix))
+    for key, sub in (props or {}).items():
+        path = prefix + (key,)
+        exact.add(".".join(path))
+        sub_exact, sub_free = schema_keys(sub, path, defs)
+        exact |= sub_exact
+        free |= sub_free
+    return exact, free
 
 
-def chart_name(chart_dir):
-    meta = yaml.safe_load((Path(chart_dir) / "Chart.yaml").read_text())
-    return meta["name"]
+def record(chart_dir, source):
+    chart_dir = Path(chart_dir)
+    meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
+    exact, free = values_keys(yaml.safe_load((chart_dir / "values.yaml").read_text()) or {})
+    schema_file = chart_dir / "values.schema.json"
+    if schema_file.exists():
+        sub_exact, sub_free = schema_keys(json.loads(schema_file.read_text()))
+        exact |= sub_exact
+        free |= sub_free
+    for template in sorted((chart_dir / "templates").rglob("*")):
+        if template.is_file():
+            for match in VALUES_REF_RE.finditer(template.read_text(errors="replace")):
+                parts = match.group(1).lstrip(".").split(".")
+                exact |= {".".join(parts[:n]) for n in range(1, len(parts) + 1)}
+    lines = [
+        "# Value key paths that the %s %s chart declares (values.yaml, values.schema.json, .Values in templates)."
+        % (meta["name"], meta["version"]),
+        "# Source: %s" % source,
+        "# Recorded by scripts/chart_keys.py record from the chart alone; lines ending in .* are free-form below.",
+    ]
+    lines += sorted(exact | {path + ".*" for path in free})
+    return "\n".join(lines) + "\n"
+
+
+def load_recorded(path):
+    """(exact paths, free-form prefixes) of a recorded list."""
+    entries = [line.strip() for line in Path(path).read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    return {e for e in entries if not e.endswith(".*")}, [e[:-2] for e in entries if e.endswith(".*")]
+
+
+def undeclared(values, recorded_path):
+    """Key paths of a values mapping that the recorded chart does not declare."""
+    exact, free = load_recorded(recorded_path)
+    return [path for path in sorted(set(leaf_paths(values)))
+            if path not in exact and not any(path.startswith(prefix + ".") for prefix in free)]
 
 
 def main(argv):
-    if len(argv) != 4 or argv[1] not in ("check", "record"):
-        print(__doc__, file=sys.stderr)
-        return 2
-    mode, values_file, chart_dir = argv[1:]
-    values = yaml.safe_load(Path(values_file).read_text()) or {}
-    chart_values = yaml.safe_load((Path(chart_dir) / "values.yaml").read_text()) or {}
-    free_form = FREE_FORM.get(chart_name(chart_dir), [])
-    schema_file = Path(chart_dir) / "values.schema.json"
-    schema = json.loads(schema_file.read_text()) if schema_file.exists() else None
-    templates = "\n".join(t.read_text(errors="replace") for t in sorted((Path(chart_dir) / "templates").rglob("*"))
-                          if t.is_file())
-    paths = sorted(set(".".join(p) for p in key_paths(values)))
-    unknown = [p for p in paths if not accepted(tuple(p.split(".")), chart_values, free_form, schema, templates)]
-    if mode == "record":
-        if unknown:
-            print("unknown keys, not recorded: %s" % ", ".join(unknown), file=sys.stderr)
-            return 1
-        print("\n".join(paths))
+    if len(argv) == 4 and argv[1] == "record":
+        sys.stdout.write(record(argv[2], argv[3]))
         return 0
-    for p in unknown:
-        print("UNKNOWN %s" % p)
-    print("%s: %d key paths, %d unknown to %s" % (values_file, len(paths), len(unknown), chart_dir))
-    return 1 if unknown else 0
+    if len(argv) == 4 and argv[1] == "check":
+        unknown = undeclared(yaml.safe_load(Path(argv[2]).read_text()) or {}, argv[3])
+        for path in unknown:
+            print("UNDECLARED %s" % path)
+        print("%s: %d key path(s) the chart does not declare" % (argv[2], len(unknown)))
+        return 1 if unknown else 0
+    print(__doc__, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

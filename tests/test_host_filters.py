@@ -5,6 +5,8 @@ import sys
 
 import pytest
 from conftest import REPO
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(REPO / "collections"))
 
@@ -76,5 +78,54 @@ def test_network_filters():
     assert not pi_host.is_ip("pi-master") and not pi_host.is_ip("192.168.10.0/24")
 
 
-def test_cmdline_filter_matches_module_util():
-    assert pi_host.cmdline_ensure(BASE, FLAGS, ["cgroup_memory"]) == ensure_tokens(BASE, FLAGS, ["cgroup_memory"])[0]
+@pytest.mark.parametrize(
+    "text,ensure,remove,expected",
+    [
+        # base_os's call: the flags, and their keys so that a conflicting value is replaced (hand-written results)
+        (BASE, FLAGS, KEYS, BASE.rstrip("\n") + " cgroup_memory=1 cgroup_enable=memory\n"),
+        ("console=tty1 cgroup_memory=0 root=/dev/mmcblk0p2 rootwait\n", FLAGS, KEYS,
+         "console=tty1 root=/dev/mmcblk0p2 rootwait cgroup_memory=1 cgroup_enable=memory\n"),  # conflict dropped
+        ("console=tty1 rootwait cgroup_memory=1 cgroup_enable=memory\n", FLAGS, KEYS,
+         "console=tty1 rootwait cgroup_memory=1 cgroup_enable=memory\n"),
+        # rpi_image's call on a bookworm image: firstrun removed, the flags added
+        ("console=tty1 root=PARTUUID=1-02 rootwait systemd.run=/boot/firstrun.sh systemd.run_success_action=reboot\n",
+         FLAGS, ["systemd.run", "systemd.run_success_action"],
+         "console=tty1 root=PARTUUID=1-02 rootwait cgroup_memory=1 cgroup_enable=memory\n"),
+        ("", ["quiet"], None, "quiet\n"),
+    ],
+)
+def test_cmdline_filter_gives_the_expected_line(text, ensure, remove, expected):
+    assert pi_host.cmdline_ensure(text, ensure, remove) == expected
+
+
+def test_cmdline_filter_reports_bad_tokens_as_a_filter_error():
+    from ansible.errors import AnsibleFilterError
+
+    with pytest.raises(AnsibleFilterError, match="a b"):
+        pi_host.cmdline_ensure(BASE, ["a b"])
+
+
+TOKEN = st.from_regex(r"[a-z][a-z0-9_.]{0,8}(=[a-z0-9,]{1,6})?", fullmatch=True)
+
+
+@settings(max_examples=150, deadline=None)
+@given(existing=st.lists(TOKEN, max_size=8), ensure=st.lists(TOKEN, max_size=4), second_line=st.booleans())
+def test_cmdline_filter_properties(existing, ensure, second_line):
+    """Whatever the line holds: every ensured token is in the first line exactly once, no other key=value of an
+    ensured key survives, the rest of the file is untouched, and a second application changes nothing."""
+    rest = "# comment\n" if second_line else ""
+    text = " ".join(existing) + "\n" + rest
+    keys = sorted({token.split("=", 1)[0] for token in ensure})
+    out = pi_host.cmdline_ensure(text, ensure, keys)
+    first, _, tail = out.partition("\n")
+    tokens = first.split()
+    for token in ensure:
+        assert tokens.count(token) == 1, (text, ensure, out)
+    for token in tokens:
+        key = token.split("=", 1)[0]
+        if key in keys:
+            assert token in ensure, (text, ensure, out)
+    kept = [t for t in existing if t.split("=", 1)[0] not in keys]
+    assert [t for t in tokens if t.split("=", 1)[0] not in keys] == kept
+    assert tail == rest
+    assert pi_host.cmdline_ensure(out, ensure, keys) == out

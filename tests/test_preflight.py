@@ -161,5 +161,13 @@ def test_preflight_never_prints_vault_values(tmp_path):
 
 
 def test_s3_backups_need_an_endpoint(tmp_path):
-    out = run_site(make_inventory(tmp_path, group_vars={"velero_s3_url": ""})).stdout
+    """The real site.yml stops with a non-zero exit in preflight, naming the one problem; no host play starts."""
+    result = run_site(make_inventory(tmp_path, group_vars={"velero_s3_url": ""}))
+    out = result.stdout
+    assert result.returncode == 2, out  # ansible-playbook: a task failed
+    assert "Preflight found 1 problem(s)" in out, out
     assert "velero_s3_url is empty" in out, out
+    plays = [line for line in out.splitlines() if line.startswith("PLAY [")]
+    assert len(plays) == 1 and plays[0].startswith("PLAY [Preflight"), plays
+    recap = out.split("PLAY RECAP", 1)[1]
+    assert "localhost" in recap and "failed=1" in recap and not any(host in recap for host in HOSTS), recap
