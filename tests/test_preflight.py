@@ -44,8 +44,21 @@ def make_inventory(tmp_path, hosts_mutation=None, host_vars=None, group_vars=Non
     return inv / "hosts.yml"
 
 
-def run_site(inventory, playbook="site.yml"):
-    return run_ansible(["ansible-playbook", "-i", str(inventory), playbook])
+def run_site(inventory, playbook="site.yml", *extra):
+    return run_ansible(["ansible-playbook", "-i", str(inventory), playbook] + list(extra))
+
+
+def assert_stopped_in_preflight(out):
+    """Only the preflight play ran, only its tasks, on the control machine, and nothing changed."""
+    plays = [line for line in out.splitlines() if line.startswith("PLAY [")]
+    assert len(plays) == 1 and plays[0].startswith("PLAY [Preflight"), plays
+    tasks = [line for line in out.splitlines() if line.startswith("TASK [")]
+    assert tasks and all(line.startswith("TASK [preflight : ") for line in tasks), tasks
+    results = [line for line in out.splitlines() if line.startswith(("ok: [", "changed: [", "fatal: ["))]
+    assert results and all("-> localhost]" in line for line in results), results
+    recap = out.split("PLAY RECAP", 1)[1].split("TASKS RECAP", 1)[0]
+    rows = [line for line in recap.splitlines() if ": ok=" in line]
+    assert len(rows) == 1 and "changed=0" in rows[0] and "failed=1" in rows[0], recap
 
 
 def drop_worker_07(children):
@@ -114,6 +127,46 @@ BAD_CASES = {
         dict(group_vars={"airflow_chart_version": "latest"}),
         "airflow_chart_version 'latest' is not pinned",
     ),
+    # issue 15 (4): "None | string" is the non-empty text "None"
+    "null vault secret": (
+        dict(vault=dict(TEST_VAULT, vault_k3s_token=None)),
+        "missing or empty vault variable(s): vault_k3s_token",
+    ),
+    "vault secret that is a list": (
+        dict(vault=dict(TEST_VAULT, vault_appdb_password=["a", "b"])),
+        "vault variable(s) that are not text: vault_appdb_password",
+    ),
+    # issue 15 (5): int("six") / int(None) was a Python traceback
+    "non-numeric topology count": (
+        dict(group_vars={"pi_cluster_topology": {"k3s_server": 1, "k3s_agents": "six", "nfs_server": 1}}),
+        "pi_cluster_topology.k3s_agents is 'six': give the number of hosts of group 'k3s_agents' as a whole number",
+    ),
+    "null topology count": (
+        dict(group_vars={"pi_cluster_topology": {"k3s_server": 1, "k3s_agents": None, "nfs_server": 1}}),
+        "pi_cluster_topology.k3s_agents is None",
+    ),
+    # issue 10 (5): checked against the roles' own meta/argument_specs.yml
+    "k3s binary source not a choice": (
+        dict(group_vars={"k3s_binary_source": "copy"}),
+        "value of k3s_binary_source must be one of: download, local, got: copy (role k3s_binary)",
+    ),
+    "image style not a choice": (
+        dict(group_vars={"rpi_image_style": "jessie"}),
+        "value of rpi_image_style must be one of: auto, trixie, bookworm, got: jessie (role rpi_image)",
+    ),
+    "option of the wrong type": (
+        dict(group_vars={"longhorn_replica_count": "two"}),
+        "argument 'longhorn_replica_count' is of type str and we were unable to convert to int",
+    ),
+    "bad option in one host's host_vars": (
+        dict(host_vars={"pi-worker-04": {"storage_prereqs_multipath_mode": "off"}}),
+        "value of storage_prereqs_multipath_mode must be one of: blacklist, disable, got: off "
+        "(role storage_prereqs) (set for pi-worker-04)",
+    ),
+    "bad option as an extra var": (
+        dict(extra=["-e", "velero_storage_mode=nfs"]),
+        "value of velero_storage_mode must be one of: s3, minio, got: nfs (role velero)",
+    ),
     "example vault on a real cluster": (
         dict(vault=dict(TEST_VAULT, vault_is_example=True)),
         "the example vault (vault_is_example: true) is in use outside the lab",
@@ -124,15 +177,14 @@ BAD_CASES = {
 @pytest.mark.parametrize("case", sorted(BAD_CASES))
 def test_bad_inventory_fails_in_preflight_before_any_host(tmp_path, case):
     kwargs, expected = BAD_CASES[case]
-    result = run_site(make_inventory(tmp_path, **kwargs))
+    kwargs = dict(kwargs)
+    extra = kwargs.pop("extra", [])
+    result = run_site(make_inventory(tmp_path, **kwargs), "site.yml", *extra)
     out = result.stdout
     assert result.returncode != 0, out
     assert expected in out, out
     assert "Preflight found" in out or "Validation of arguments failed" in out
-    plays = [line for line in out.splitlines() if line.startswith("PLAY [")]
-    assert len(plays) == 1 and plays[0].startswith("PLAY [Preflight"), plays
-    recap = out.split("PLAY RECAP", 1)[1]
-    assert "localhost" in recap and not any(host in recap for host in HOSTS), recap
+    assert_stopped_in_preflight(out)
 
 
 def test_valid_inventory_passes_preflight(tmp_path):
@@ -167,7 +219,74 @@ def test_s3_backups_need_an_endpoint(tmp_path):
     assert result.returncode == 2, out  # ansible-playbook: a task failed
     assert "Preflight found 1 problem(s)" in out, out
     assert "velero_s3_url is empty" in out, out
-    plays = [line for line in out.splitlines() if line.startswith("PLAY [")]
-    assert len(plays) == 1 and plays[0].startswith("PLAY [Preflight"), plays
-    recap = out.split("PLAY RECAP", 1)[1]
-    assert "localhost" in recap and "failed=1" in recap and not any(host in recap for host in HOSTS), recap
+    assert_stopped_in_preflight(out)
+
+
+def rename_hosts(children):
+    """Four names that are not DNS labels, in place of pi-worker-02..05 (issue 15, defect 6)."""
+    agents = children["k3s_cluster"]["children"]["k3s_agents"]["hosts"]
+    for old, new in zip(["pi-worker-02", "pi-worker-03", "pi-worker-04", "pi-worker-05"], BAD_NAMES):
+        del agents[old]
+        agents[new] = None
+        del children["longhorn_nodes"]["hosts"][old]
+        children["longhorn_nodes"]["hosts"][new] = None
+
+
+BAD_NAMES = ["Pi-Worker-02", "pi_worker_03", "pi-worker-04.", "-pi-worker-05"]
+
+
+def test_host_names_must_be_dns_labels(tmp_path):
+    out = run_site(make_inventory(tmp_path, hosts_mutation=rename_hosts)).stdout
+    for name in BAD_NAMES:
+        assert "host name %r is not a DNS label" % name in out, out
+    assert "pi-worker-06" not in out.split("Preflight found", 1)[1].split("Origin:", 1)[0]
+    assert_stopped_in_preflight(out)
+
+
+def test_real_role_options_ending_in_mode_are_accepted(tmp_path):
+    """The old hand-kept list refused every *_mode variable it did not know, real ones included."""
+    inventory = make_inventory(tmp_path, group_vars={
+        "nfs_server_export_mode": "0750",
+        "storage_prereqs_multipath_mode": "disable",
+        "k3s_server_write_kubeconfig_mode": "0600",
+        "k3s_binary_source": "local",
+        "rpi_image_style": "bookworm",
+    })
+    result = run_site(inventory, "playbooks/preflight.yml")
+    assert result.returncode == 0, result.stdout
+    assert "failed=0" in result.stdout
+
+
+def test_every_problem_at_once_across_roles(tmp_path):
+    inventory = make_inventory(
+        tmp_path,
+        group_vars={"k3s_binary_source": "copy", "rpi_image_style": "jessie", "airflow_dag_mode": "git_sync"},
+        vault=dict(TEST_VAULT, vault_k3s_token=None),
+        host_vars={"pi-worker-03": {"ansible_host": "127.0.10.11"}},
+    )
+    out = run_site(inventory).stdout
+    assert "Preflight found 5 problem(s)" in out, out
+    for expected in ("k3s_binary_source", "rpi_image_style", "airflow_dag_mode", "vault_k3s_token",
+                     "duplicate address"):
+        assert expected in out
+    assert_stopped_in_preflight(out)
+
+
+def test_preflight_runs_under_any_limit(tmp_path):
+    """A `hosts: localhost` play is emptied by --limit pi-worker-03; the preflight play is not (issue 10)."""
+    bad = make_inventory(tmp_path, group_vars={"k3s_binary_source": "copy"})
+    listed = run_site(bad, "site.yml", "--limit", "pi-worker-03", "--list-tasks").stdout
+    first_play = listed.split("play #2", 1)[0]
+    assert "Preflight | validate inventory and variables" in first_play, listed
+    assert "preflight : Validate inventory, vault, versions and role options" in first_play, listed
+
+    result = run_site(bad, "site.yml", "--limit", "pi-worker-03")
+    assert result.returncode != 0
+    assert "value of k3s_binary_source must be one of: download, local, got: copy" in result.stdout, result.stdout
+    assert_stopped_in_preflight(result.stdout)
+    assert "pi-worker-03 -> localhost" in result.stdout
+
+    # the check is of the whole inventory, not only of the limited hosts
+    other = make_inventory(tmp_path / "other", host_vars={"pi-worker-06": {"rpi_image_style": "jessie"}})
+    result = run_site(other, "site.yml", "--limit", "pi-worker-03")
+    assert "got: jessie (role rpi_image) (set for pi-worker-06)" in result.stdout, result.stdout

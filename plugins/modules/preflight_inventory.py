@@ -13,9 +13,12 @@ module: preflight_inventory
 short_description: Validate the pi-cluster inventory and variables before any host is touched
 version_added: "0.1.0"
 description:
-  - Checks the topology (host count per group), k3s group membership, host addresses (present, unique,
-    inside the cluster subnet), vault variables, pinned versions, layer options, Airflow DAG delivery
-    and the NFS export network.
+  - Checks the host names (DNS labels, since they become the hostnames), the topology (host count per
+    group, each a whole number), k3s group membership, host addresses (present, unique, inside the
+    cluster subnet), vault variables (defined, not empty, not null, text), pinned versions, Airflow DAG
+    delivery and the NFS export network.
+  - Adds the problems found by other checks (O(extra_problems), e.g. those of
+    M(stratdata.pi_cluster.role_options)) to the same report.
   - Reports every problem at once, each as a sentence that names it, and fails when there is any.
   - Runs on the control machine and changes nothing.
 options:
@@ -40,6 +43,11 @@ options:
     type: list
     elements: str
     default: []
+  vault_wrong_type:
+    description: Names of required vault variables whose value is not text (a list, a mapping, a boolean).
+    type: list
+    elements: str
+    default: []
   vault_is_example:
     description: Whether the example vault of the repository is in use.
     type: bool
@@ -56,14 +64,13 @@ options:
     description: Map of version variables (charts, images) to their values; each must be an exact version.
     type: dict
     default: {}
-  options:
-    description: Map of layer option variables to their values.
-    type: dict
-    default: {}
-  option_choices:
-    description: Map of layer option variables to their allowed values.
-    type: dict
-    default: {}
+  extra_problems:
+    description:
+      - Problems already found by other preflight checks (one sentence each), reported in the same message
+        so the user sees every problem at once.
+    type: list
+    elements: str
+    default: []
   airflow_dags:
     description: Airflow DAG delivery settings.
     type: dict
@@ -139,12 +146,12 @@ def argument_spec():
         addresses=dict(type="dict", required=True),
         subnet=dict(type="str", required=True),
         vault_missing=dict(type="list", elements="str", default=[]),
+        vault_wrong_type=dict(type="list", elements="str", default=[]),
         vault_is_example=dict(type="bool", default=False),
         lab=dict(type="bool", default=False),
         k3s_version=dict(type="str", required=True),
         pinned_versions=dict(type="dict", default={}),
-        options=dict(type="dict", default={}),
-        option_choices=dict(type="dict", default={}),
+        extra_problems=dict(type="list", elements="str", default=[]),
         airflow_dags=dict(
             type="dict",
             required=True,
