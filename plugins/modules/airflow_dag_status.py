@@ -27,7 +27,7 @@ version_added: "1.0.0"
 options:
   dag_ids:
     description:
-      - DAG ids that must be present.
+      - DAG ids that must be present. Must not be empty (an empty list is refused, it would check nothing).
     type: list
     elements: str
     required: true
@@ -352,6 +352,9 @@ def run_module():
         module.fail_json(msg="retries and delay must not be negative")
     if params["api_url"] and not params["api_password"]:
         module.fail_json(msg="api_password is required with api_url")
+    if not params["dag_ids"]:
+        # An empty list would check nothing and report success: a mistyped variable must not look healthy.
+        module.fail_json(msg="dag_ids is empty: name at least one DAG id to check")
 
     conn = connect(module, autocommit=True)  # read-only; autocommit = a fresh snapshot per statement
     attempts, result, problems = 0, {}, []

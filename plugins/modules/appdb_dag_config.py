@@ -17,12 +17,19 @@ description:
   - B(Every row is validated before anything is written), and all errors are reported together.
     Checked are the Kubernetes quantity syntax of C(cpu_request), C(memory_request), C(cpu_limit) and
     C(memory_limit) (the real grammar of k8s.io/apimachinery C(resource.Quantity), non-negative,
-    limit >= request), a positive C(batch_size), IANA time zones (Python C(zoneinfo)), that every exchange
+    limit >= request), a positive C(batch_size), IANA time zones (a name of the host's time zone database,
+    C(zoneinfo.available_timezones()), not the alias C(localtime) or C(posixrules)), that every exchange
     of a job exists in an exchange group, that no exchange is in two groups, and that keys are unique.
   - All writes happen in one transaction under a transaction-level advisory lock.
   - Efficient for large inputs, with one C(SELECT) of the existing rows, comparison in Python, batched
     C(INSERT ... ON CONFLICT DO UPDATE) and C(DELETE) with C(psycopg2.extras.execute_values).
-  - The tables are created by M(stratdata.pi_cluster.appdb_migrations); run it first.
+  - Every name and code is matched against its whole grammar (a value with a trailing newline such as
+    C("NYSE\\n") is refused).
+  - The tables are created by M(stratdata.pi_cluster.appdb_migrations); run it first. In check mode, missing
+    tables are not an error: the module reports that every declared row would be inserted (what the real
+    run does after the pending migrations), with a warning.
+  - A database or driver error (including a connection lost mid-write) fails with what happened, the
+    fact that the transaction was rolled back (nothing written) and what to do.
 version_added: "1.0.0"
 options:
   database:
@@ -126,6 +133,13 @@ options:
   prune:
     description:
       - Delete the rows of a managed table (one whose option is given) that are not declared.
+      - With an empty declared list (C(dag_configuration=[]) or C(exchange_groups=[])) this would delete every
+        row of the table, so it is refused unless O(allow_empty_prune=true).
+    type: bool
+    default: false
+  allow_empty_prune:
+    description:
+      - Allow O(prune) with an empty declared list, that is, deleting every row of that table.
     type: bool
     default: false
   page_size:
@@ -237,10 +251,14 @@ try:
 except ImportError:  # pragma: no cover - python < 3.9
     zoneinfo = None
 
-IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-DAG_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
-EXCHANGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.&-]{0,62}$")
+# Grammars of names and codes; always matched with fullmatch (a "$" would accept a trailing newline).
+IDENT_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+DAG_ID_RE = re.compile(r"[A-Za-z0-9_.-]{1,250}")
+EXCHANGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.&-]{0,62}")
+# Entries of the time zone database that are not IANA zone names: a copy of the host's own zone and a
+# rules file (Debian ships both under /usr/share/zoneinfo, so available_timezones() lists them).
+NOT_ZONES = frozenset(("localtime", "posixrules", "Factory"))
 
 # Kubernetes resource.Quantity grammar (k8s.io/apimachinery/pkg/api/resource/quantity.go):
 #   <quantity>        ::= <signedNumber><suffix>
@@ -253,8 +271,8 @@ EXCHANGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.&-]{0,62}$")
 # The parser (parseQuantityString) only accepts an integer exponent, so does this regex.
 _NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
 QUANTITY_RE = re.compile(
-    r"^(?P<sign>[+-]?)(?P<number>" + _NUMBER + r")"
-    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?[0-9]+|)$"
+    r"(?P<sign>[+-]?)(?P<number>" + _NUMBER + r")"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?[0-9]+|)"
 )
 _BINARY = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
 _DECIMAL = {"m": Decimal("0.001"), "": Decimal(1), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6,
@@ -268,7 +286,7 @@ def parse_quantity(text):
     """Value of a Kubernetes quantity as a Decimal, or None if ``text`` is not one."""
     if not isinstance(text, str):
         return None
-    match = QUANTITY_RE.match(text)
+    match = QUANTITY_RE.fullmatch(text)
     if not match:
         return None
     value = Decimal(match.group("number") if not match.group("number").startswith(".")
@@ -327,19 +345,24 @@ def argument_spec():
             ),
         ),
         prune=dict(type="bool", default=False),
+        allow_empty_prune=dict(type="bool", default=False),
         page_size=dict(type="int", default=500),
     )
     return spec
 
 
+_ZONES = []
+
+
+def iana_zones():
+    """Names of the host's time zone database (cached), without the entries that are not zone names."""
+    if not _ZONES:
+        _ZONES.append(frozenset(zoneinfo.available_timezones()) - NOT_ZONES if zoneinfo is not None else frozenset())
+    return _ZONES[0]
+
+
 def valid_timezone(name):
-    if zoneinfo is None or not name or name.startswith("/") or ".." in name:
-        return False
-    try:
-        zoneinfo.ZoneInfo(name)
-    except Exception:
-        return False
-    return True
+    return isinstance(name, str) and name in iana_zones()
 
 
 def normalise_groups(groups, errors):
@@ -347,17 +370,19 @@ def normalise_groups(groups, errors):
     declared = {}
     for index, group in enumerate(groups):
         where = "exchange_groups[%d] (%s)" % (index, group["name"])
-        if not NAME_RE.match(group["name"] or ""):
+        if not NAME_RE.fullmatch(group["name"] or ""):
             errors.append("%s: name must be lower case letters, digits, '_' or '-'" % where)
         if group["name"] in declared:
             errors.append("%s: duplicate group name" % where)
         if not valid_timezone(group["timezone"]):
-            errors.append("%s: timezone %r is not an IANA time zone" % (where, group["timezone"]))
+            errors.append("%s: timezone %r is not an IANA time zone%s" % (
+                where, group["timezone"], "" if iana_zones() else
+                " (this host has no time zone database: install tzdata)"))
         exchanges = list(group["exchanges"] or [])
         if not exchanges:
             errors.append("%s: exchanges must not be empty" % where)
         for exchange in exchanges:
-            if not EXCHANGE_RE.match(exchange or ""):
+            if not EXCHANGE_RE.fullmatch(exchange or ""):
                 errors.append("%s: exchange %r is not a valid exchange code" % (where, exchange))
         if len(set(exchanges)) != len(exchanges):
             errors.append("%s: exchanges contain duplicates" % where)
@@ -391,9 +416,9 @@ def normalise_jobs(rows, job_defaults, errors):
             values[key] = row.get(key) if row.get(key) is not None else job_defaults.get(key)
         if values["enabled"] is None:
             values["enabled"] = True
-        if not DAG_ID_RE.match(row["dag_id"] or ""):
+        if not DAG_ID_RE.fullmatch(row["dag_id"] or ""):
             errors.append("%s: dag_id must be letters, digits, '_', '.' or '-'" % where)
-        if not NAME_RE.match(row["job_name"] or ""):
+        if not NAME_RE.fullmatch(row["job_name"] or ""):
             errors.append("%s: job_name must be lower case letters, digits, '_' or '-'" % where)
         key = (row["dag_id"], row["job_name"])
         if key in declared:
@@ -523,10 +548,17 @@ def run_module():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     schema = params["schema"]
-    if not IDENT_RE.match(schema):
+    if not IDENT_RE.fullmatch(schema):
         module.fail_json(msg="schema %r must be a lower-case SQL identifier" % schema)
     if params["page_size"] < 1:
         module.fail_json(msg="page_size must be positive")
+    if params["prune"] and not params["allow_empty_prune"]:
+        empty = [name for name in ("dag_configuration", "exchange_groups") if params[name] == []]
+        if empty:
+            module.fail_json(msg="prune is true and %s %s empty: that would delete every row of %s. Nothing was "
+                             "written. Declare the rows, or set allow_empty_prune: true if emptying the table is "
+                             "really meant." % (" and ".join(empty), "is" if len(empty) == 1 else "are",
+                                                " and ".join(empty)))
     check_mode = module.check_mode
     counts = dict(inserted=0, updated=0, unchanged=0, deleted=0)
     result = dict(changed=False, dag_configuration=dict(counts), exchange_groups=dict(counts), queries=[], **counts)
@@ -547,10 +579,16 @@ def run_module():
         log.execute("SELECT to_regclass(%s), to_regclass(%s)",
                     ("%s.exchange_groups" % schema, "%s.dag_configuration" % schema))
         if None in log.cursor.fetchone():
-            module.fail_json(msg="Tables %s.exchange_groups and %s.dag_configuration not found in database %s: "
-                             "run stratdata.pi_cluster.appdb_migrations first" % (schema, schema, params["database"]),
-                             **result)
-        existing_groups, existing_jobs = read_existing(log, schema)
+            if not check_mode:
+                module.fail_json(msg="Tables %s.exchange_groups and %s.dag_configuration not found in database %s: "
+                                 "run stratdata.pi_cluster.appdb_migrations first"
+                                 % (schema, schema, params["database"]), **result)
+            # Check mode before the migrations ran (a new database): predict the real run, which inserts all.
+            module.warn("Tables %s.exchange_groups and %s.dag_configuration do not exist yet (migrations pending): "
+                        "every declared row would be inserted" % (schema, schema))
+            existing_groups, existing_jobs = {}, {}
+        else:
+            existing_groups, existing_jobs = read_existing(log, schema)
 
         # Validation against the final state of the groups (declared, plus existing ones not pruned).
         final_groups = dict(existing_groups) if params["exchange_groups"] is None else {}
@@ -590,11 +628,22 @@ def run_module():
         else:
             conn.commit()
     except psycopg2.Error as exc:
-        conn.rollback()
-        module.fail_json(msg="Database error, transaction rolled back, nothing written: %s"
-                         % db_error_message(exc, module), **result)
+        lost = isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and (
+            getattr(exc, "pgcode", None) is None or str(exc.pgcode).startswith(("08", "57P")))
+        try:
+            conn.rollback()
+        except Exception:  # the connection is gone: the server rolled the transaction back itself
+            pass
+        module.fail_json(msg="%s: %s. The transaction was rolled back: nothing was written. %s"
+                         % ("The connection to PostgreSQL was lost" if lost else "Database error",
+                            db_error_message(exc, module),
+                            "Check the server and run again." if lost else
+                            "Fix the cause and run again (every row is validated again first)."), **result)
     finally:
-        conn.close()
+        try:
+            conn.close()
+        except Exception:
+            pass
 
     for key in counts:
         result[key] = result["exchange_groups"][key] + result["dag_configuration"][key]

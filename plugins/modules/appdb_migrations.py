@@ -17,6 +17,17 @@ description:
     with the columns version, name, sha256 checksum, applied_at and applied_by.
   - Each migration runs in B(one transaction together with its ledger row), so a migration that fails
     halfway leaves nothing of itself behind; the error names the file.
+  - Each migration runs on B(its own new connection), so session state that a file sets (C(SET search_path),
+    C(SET ROLE), temporary tables) never leaks into the next file: one run that applies two files gives the
+    same result as two runs that apply one each.
+  - A file containing B(transaction control) (C(BEGIN), C(START TRANSACTION), C(COMMIT), C(END), C(ROLLBACK),
+    C(ABORT), C(SAVEPOINT), C(RELEASE), C(PREPARE TRANSACTION)) is refused before anything runs, naming the
+    file and line: it would end the module's transaction and keep half a migration without its ledger row.
+    Comments, string literals and dollar-quoted or C(BEGIN ATOMIC) function bodies are not statements, so
+    a PL/pgSQL body that contains the word C(COMMIT) is fine.
+  - Files are read as UTF-8; a file that is not UTF-8 is refused naming the file and the byte offset. A
+    leading UTF-8 byte order mark is removed (also from O(migrations)), and the checksum is of the text
+    without it.
   - An applied migration is never re-applied. If its content changed since it was applied (checksum
     mismatch) the module fails and names the file; write a new migration instead of editing an old one.
   - Every transaction first takes C(pg_advisory_xact_lock) on a key derived from O(lock_name), so concurrent
@@ -30,7 +41,9 @@ options:
   path:
     description:
       - Directory on the host running the module that holds the migration files C(NNNN_description.sql).
-      - Files not ending in C(.sql) are ignored; a C(.sql) file whose name does not match the pattern is an error.
+      - Files not ending in C(.sql) are ignored; a C(.sql) file whose name does not match the pattern is an error,
+        and so is a C(.sql) name that is not a regular file (a directory, a broken link).
+      - An empty directory is not an error but a warning, and nothing is changed (not even the ledger is created).
       - Mutually exclusive with O(migrations).
     type: path
   migrations:
@@ -78,6 +91,8 @@ options:
   target_version:
     description:
       - Apply migrations up to and including this version only. Default is all.
+      - Files beyond it are still known (their ledger rows are not reported in RV(unknown_applied)) and their
+        checksums are still verified; they are listed in RV(beyond_target).
     type: int
   statement_timeout:
     description:
@@ -155,6 +170,11 @@ already_applied:
   returned: always
   type: list
   elements: str
+beyond_target:
+  description: Pending migrations not applied because their version is above O(target_version).
+  returned: always
+  type: list
+  elements: str
 unknown_applied:
   description: Versions in the ledger that have no migration file (applied by a newer checkout?).
   returned: always
@@ -179,6 +199,7 @@ queries:
 import hashlib
 import os
 import re
+import stat
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils.pg_connection import (
@@ -189,9 +210,15 @@ from ansible_collections.stratdata.pi_cluster.plugins.module_utils.pg_connection
     pg_argument_spec,
     psycopg2,
 )
+from ansible_collections.stratdata.pi_cluster.plugins.module_utils.sql_statements import (
+    UnterminatedError,
+    transaction_control,
+)
 
-FILE_RE = re.compile(r"^(?P<version>[0-9]{4,})_(?P<desc>[A-Za-z0-9][A-Za-z0-9_.-]*)\.sql$")
-IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Matched with fullmatch ("$" would also accept a name or identifier ending in a newline).
+FILE_RE = re.compile(r"(?P<version>[0-9]{4,})_(?P<desc>[A-Za-z0-9][A-Za-z0-9_.-]*)\.sql")
+IDENT_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+BOM = "\ufeff"
 
 
 def argument_spec():
@@ -217,40 +244,102 @@ def checksum(sql):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def load_migrations(module):
-    """Return [(version, name, sql, checksum)] sorted by version; fail on bad names or duplicate versions."""
+def read_files(module, path, errors):
+    """[(name, text)] of the *.sql files in ``path``; unreadable or non-UTF-8 files are added to ``errors``."""
+    if not os.path.isdir(path):
+        module.fail_json(msg="Migration directory %s does not exist (or is not a directory)" % path)
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as exc:
+        module.fail_json(msg="Cannot list the migration directory %s: %s" % (path, exc))
     items = []
+    for name in names:
+        if not name.endswith(".sql"):
+            continue
+        full = os.path.join(path, name)
+        try:
+            mode = os.stat(full).st_mode
+        except OSError as exc:
+            errors.append("%s: cannot be read (%s); a migration must be a regular file" % (name, exc.strerror))
+            continue
+        if not stat.S_ISREG(mode):
+            errors.append("%s: is %s, not a file; a migration must be a regular file (rename or remove it)"
+                          % (name, "a directory" if stat.S_ISDIR(mode) else "not a regular file"))
+            continue
+        try:
+            with open(full, "rb") as handle:
+                data = handle.read()
+        except (IOError, OSError) as exc:
+            errors.append("%s: cannot be read: %s" % (name, exc.strerror or exc))
+            continue
+        try:
+            items.append((name, data.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            errors.append("%s: is not UTF-8 (byte 0x%02x at offset %d); save the file as UTF-8"
+                          % (name, bytearray(data[exc.start:exc.start + 1])[0], exc.start))
+    return items
+
+
+def load_migrations(module):
+    """Return (all, selected): [(version, name, sql, checksum)] sorted by version, all files and those up to
+    target_version. Fails, before anything runs, on bad names, duplicate versions, unreadable files and files
+    with transaction control."""
+    errors = []
     if module.params["path"]:
-        path = module.params["path"]
-        if not os.path.isdir(path):
-            module.fail_json(msg="Migration directory %s does not exist" % path)
-        for name in sorted(os.listdir(path)):
-            if not name.endswith(".sql"):
-                continue
-            with open(os.path.join(path, name), "rb") as handle:
-                items.append((name, handle.read().decode("utf-8")))
+        items = read_files(module, module.params["path"], errors)
     else:
         items = [(m["name"], m["sql"]) for m in module.params["migrations"]]
-    migrations, seen, errors = [], {}, []
+    migrations, seen = [], {}
     for name, sql in items:
         base = os.path.basename(name)
-        match = FILE_RE.match(base)
+        match = FILE_RE.fullmatch(base)
         if not match:
-            errors.append("%s: name must look like NNNN_description.sql" % base)
+            errors.append("%r: name must look like NNNN_description.sql" % base)
             continue
         version = int(match.group("version"))
         if version in seen:
             errors.append("%s: version %d is also used by %s" % (base, version, seen[version]))
             continue
         seen[version] = base
+        if sql.startswith(BOM):
+            # A byte order mark is not SQL (PostgreSQL reports a syntax error at it); drop it, explicitly.
+            sql = sql[len(BOM):]
+        try:
+            found = transaction_control(sql)
+        except UnterminatedError as exc:
+            errors.append("%s: %s" % (base, exc))
+            continue
+        for line, statement in found:
+            errors.append("%s line %d: %s is not allowed in a migration (the module runs each file in one "
+                          "transaction with its ledger row and commits it itself); remove it" % (base, line, statement))
         migrations.append((version, base, sql, checksum(sql)))
     if errors:
-        module.fail_json(msg="Invalid migrations: %s" % "; ".join(errors))
+        module.fail_json(msg="Invalid migrations, nothing was run: %s" % "; ".join(errors), errors=errors)
     migrations.sort()
     target = module.params["target_version"]
-    if target is not None:
-        migrations = [m for m in migrations if m[0] <= target]
-    return migrations
+    selected = migrations if target is None else [m for m in migrations if m[0] <= target]
+    return migrations, selected
+
+
+def rollback_quietly(conn):
+    """Roll back; a lost connection cannot roll back (the server already did), which is not a new error."""
+    try:
+        conn.rollback()
+    except Exception:
+        pass
+
+
+def close_quietly(conn):
+    try:
+        conn.close()
+    except Exception:
+        pass
+
+
+def connection_lost(exc):
+    return isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and (
+        getattr(exc, "pgcode", None) is None or str(getattr(exc, "pgcode", "")).startswith(("08", "57P"))
+    )
 
 
 def ledger_exists(log, schema, table):
@@ -307,7 +396,7 @@ def begin_locked(log, lock_key, statement_timeout):
 
 def apply_one(module, conn, log, migration, schema, table, lock_key, check_mode):
     """Apply one migration and its ledger row in one transaction. Returns True if applied, False if another
-    run applied it meanwhile."""
+    run applied it meanwhile. ``conn`` is a new connection of this migration alone (fresh session state)."""
     version, name, sql, digest = migration
     if check_mode:
         log.note("%s: %s" % (name, sql))
@@ -328,11 +417,22 @@ def apply_one(module, conn, log, migration, schema, table, lock_key, check_mode)
             'INSERT INTO "%s"."%s" (version, name, checksum) VALUES (%%s, %%s, %%s)' % (schema, table),
             (version, name, digest),
         )
-        conn.commit()
     except Exception:
-        conn.rollback()
+        rollback_quietly(conn)
         raise
+    try:
+        conn.commit()
+    except psycopg2.Error as exc:
+        raise CommitUnknown(exc) from exc
     return True
+
+
+class CommitUnknown(Exception):
+    """COMMIT itself failed: whether the server committed is unknown until the ledger is read again."""
+
+    def __init__(self, cause):
+        Exception.__init__(self, str(cause))
+        self.cause = cause
 
 
 def run_module():
@@ -344,10 +444,13 @@ def run_module():
     )
     schema, table = module.params["schema"], module.params["ledger_table"]
     for label, value in (("schema", schema), ("ledger_table", table)):
-        if not IDENT_RE.match(value):
+        if not isinstance(value, str) or not IDENT_RE.fullmatch(value):
             module.fail_json(msg="%s %r must be a lower-case SQL identifier" % (label, value))
     check_mode = module.check_mode
-    migrations = load_migrations(module)
+    all_migrations, migrations = load_migrations(module)
+    if not all_migrations:
+        module.warn("No migrations given (%s): nothing to apply; the ledger is neither created nor changed"
+                    % ("no *.sql file in %s" % module.params["path"] if module.params["path"] else "empty list"))
     lock_key = advisory_lock_key(module.params["lock_name"])
 
     result = dict(
@@ -356,6 +459,7 @@ def run_module():
         pending=[],
         already_applied=[],
         unknown_applied=[],
+        beyond_target=[],
         ledger_created=False,
         current_version=0,
         queries=[],
@@ -366,20 +470,29 @@ def run_module():
     try:
         # Transaction 1: lock, bootstrap the ledger, read it.
         begin_locked(log, lock_key, module.params["statement_timeout"])
-        result["ledger_created"] = ensure_ledger(log, schema, table, check_mode)
-        ledger = {} if (result["ledger_created"] and check_mode) else read_ledger(log, schema, table)
-        if check_mode:
+        if all_migrations:
+            result["ledger_created"] = ensure_ledger(log, schema, table, check_mode)
+            ledger = {} if (result["ledger_created"] and check_mode) else read_ledger(log, schema, table)
+        else:
+            ledger = read_ledger(log, schema, table) if ledger_exists(log, schema, table) else {}
+        if check_mode or not all_migrations:
             conn.rollback()
         else:
             conn.commit()
     except psycopg2.Error as exc:
-        conn.rollback()
-        module.fail_json(msg="Cannot read the migration ledger %s.%s: %s"
-                         % (schema, table, db_error_message(exc, module)), **result)
+        rollback_quietly(conn)
+        close_quietly(conn)
+        module.fail_json(msg="Cannot read the migration ledger %s.%s: %s. Nothing was applied (the transaction "
+                         "was rolled back); %s"
+                         % (schema, table, db_error_message(exc, module),
+                            "check that the server is up and run again" if connection_lost(exc)
+                            else "check the login's rights on schema %s" % schema), **result)
+    close_quietly(conn)
 
-    known = set(m[0] for m in migrations)
+    known = set(m[0] for m in all_migrations)
     result["unknown_applied"] = sorted(v for v in ledger if v not in known)
-    verify_checksums(module, migrations, ledger, result)
+    verify_checksums(module, all_migrations, ledger, result)
+    result["beyond_target"] = [m[1] for m in all_migrations if m not in migrations and m[0] not in ledger]
     result["already_applied"] = [m[1] for m in migrations if m[0] in ledger]
     pending = [m for m in migrations if m[0] not in ledger]
     result["pending"] = [m[1] for m in pending]
@@ -396,16 +509,33 @@ def run_module():
     result["changed"] = bool(pending) or result["ledger_created"]
 
     for migration in pending:
+        before = "; applied before it in this run (recorded, kept): %s" % ", ".join(result["applied"]) \
+            if result["applied"] else "; nothing else was applied in this run"
+        conn = None if check_mode else connect(module, autocommit=False)
+        log.cursor = conn.cursor() if conn is not None else log.cursor
         try:
             outcome = apply_one(module, conn, log, migration, schema, table, lock_key, check_mode)
+        except CommitUnknown as exc:
+            close_quietly(conn)
+            module.fail_json(
+                msg="Migration %s: the COMMIT failed (%s), so whether it was recorded is unknown%s. Run the module "
+                "again when the server is reachable: the ledger decides, an applied migration is never re-applied."
+                % (migration[1], db_error_message(exc.cause, module), before), **result)
         except (psycopg2.Error, RuntimeError) as exc:
+            close_quietly(conn)
+            if isinstance(exc, psycopg2.Error) and connection_lost(exc):
+                module.fail_json(
+                    msg="Migration %s: the connection to PostgreSQL was lost while it ran (%s). The server rolls "
+                    "back an unfinished transaction, so nothing of this migration was applied%s. Check the server "
+                    "(and statement_timeout) and run again." % (migration[1], db_error_message(exc, module), before),
+                    **result)
             detail = db_error_message(exc, module) if isinstance(exc, psycopg2.Error) else str(exc)
             module.fail_json(
-                msg="Migration %s failed and was rolled back (nothing of it was applied): %s%s"
-                % (migration[1], detail,
-                   "; applied before it in this run: %s" % ", ".join(result["applied"]) if result["applied"] else ""),
+                msg="Migration %s failed and was rolled back (nothing of it was applied): %s%s. Fix the file and "
+                "run again; the run continues with it." % (migration[1], detail, before),
                 **result
             )
+        close_quietly(conn)
         if outcome == "changed":
             module.fail_json(msg="Migration %s was applied concurrently with a different checksum" % migration[1],
                              **result)
@@ -418,7 +548,7 @@ def run_module():
         result["changed"] = result["ledger_created"]
     after_versions = sorted(set(before_versions) | set(m[0] for m in pending))
     if module._diff and result["changed"]:
-        names = dict((m[0], m[1]) for m in migrations)
+        names = dict((m[0], m[1]) for m in all_migrations)
 
         def render(versions):
             return "".join("%s\n" % names.get(v, "version %d (no file)" % v) for v in versions)
@@ -429,7 +559,6 @@ def run_module():
             before=render(before_versions),
             after=render(after_versions),
         )
-    conn.close()
     module.exit_json(**result)
 
 
