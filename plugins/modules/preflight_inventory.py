@@ -13,8 +13,8 @@ module: preflight_inventory
 short_description: Validate the pi-cluster inventory and variables before any host is touched
 version_added: "0.1.0"
 description:
-  - Checks the host names (DNS labels, since they become the hostnames), the topology (host count per
-    group, each a whole number), k3s group membership, host addresses (present, unique, inside the
+  - Checks the topology (host count per group, each a whole number), the host names (DNS labels, since
+    they become the hostnames), k3s group membership, host addresses (present, unique, inside the
     cluster subnet), vault variables (defined, not empty, not null, text), pinned versions, Airflow DAG
     delivery and the NFS export network.
   - Adds the problems found by other checks (O(extra_problems), e.g. those of
