@@ -27,7 +27,7 @@ from ansible_collections.stratdata.pi_cluster.plugins.module_utils.sql_statement
 )
 from ansible_collections.stratdata.pi_cluster.plugins.modules import appdb_dag_config as dc  # noqa: E402
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LOWER, UPPER, DIGITS = set(string.ascii_lowercase), set(string.ascii_uppercase), set(string.digits)
 
 # Text that is likely to sit near the grammars' edges: their alphabets, whitespace, newlines, unicode digits.
