@@ -14,6 +14,7 @@ import sys
 
 import pytest
 import yaml
+from conftest import CLUSTER_CONTRACT_FILE, appdb_module_args
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULTS = yaml.safe_load(open(os.path.join(REPO, "roles", "appdb_config", "defaults", "main.yml")))
@@ -30,12 +31,12 @@ def table_exists(pg, db, name):
 
 
 def migrations_run(run_module, pg, db, migrations, **extra):
-    return run_module("appdb_migrations", dict(pg.module_args(db), migrations=migrations, **extra))
+    return run_module("appdb_migrations", dict(appdb_module_args(pg, db), migrations=migrations, **extra))
 
 
 def seed_args(pg, db, **overrides):
     args = dict(
-        pg.module_args(db),
+        appdb_module_args(pg, db),
         job_defaults=copy.deepcopy(DEFAULTS["appdb_config_job_defaults"]),
         exchange_groups=copy.deepcopy(DEFAULTS["appdb_config_exchange_groups"]),
         dag_configuration=copy.deepcopy(DEFAULTS["appdb_config_dag_configuration"]),
@@ -127,7 +128,7 @@ def test_one_call_and_two_calls_give_the_same_schema(run_module, postgres_server
 
 def test_trailing_newline_and_localtime_are_refused(run_module, postgres_server, pg_database):
     pg, db = postgres_server, pg_database
-    assert not run_module("appdb_migrations", dict(pg.module_args(db), path=MIGRATIONS_DIR)).get("failed")
+    assert not run_module("appdb_migrations", dict(appdb_module_args(pg, db), path=MIGRATIONS_DIR)).get("failed")
     groups = copy.deepcopy(DEFAULTS["appdb_config_exchange_groups"])
     groups.append({"name": "us_again", "timezone": "localtime", "exchanges": ["NYSE\n"]})
     groups.append({"name": "lse2\n", "timezone": "Europe/London\n", "exchanges": ["XLON"]})
@@ -151,7 +152,7 @@ def test_trailing_newline_and_localtime_are_refused(run_module, postgres_server,
 
 def test_connection_lost_mid_upsert_is_a_message_not_a_traceback(run_module, postgres_server, pg_database):
     pg, db = postgres_server, pg_database
-    assert not run_module("appdb_migrations", dict(pg.module_args(db), path=MIGRATIONS_DIR)).get("failed")
+    assert not run_module("appdb_migrations", dict(appdb_module_args(pg, db), path=MIGRATIONS_DIR)).get("failed")
     assert not run_module("appdb_dag_config", seed_args(pg, db)).get("failed")
     before = snapshot(pg, db)
     # The stand-in for a lost connection: the server ends the module's own session in the middle of the upsert.
@@ -195,7 +196,7 @@ def test_files_that_are_not_utf8_or_not_files(run_module, postgres_server, pg_da
     (tmp_path / "0001_latin1.sql").write_bytes("COMMENT ON SCHEMA public IS 'caf\u00e9';".encode("latin-1"))
     (tmp_path / "0002_dir.sql").mkdir()
     (tmp_path / "0003_dangling.sql").symlink_to(tmp_path / "nowhere")
-    result = run_module("appdb_migrations", dict(pg.module_args(db), path=str(tmp_path)))
+    result = run_module("appdb_migrations", dict(appdb_module_args(pg, db), path=str(tmp_path)))
     no_traceback(result)
     assert result.get("failed") is True
     msg = result["msg"]
@@ -209,7 +210,7 @@ def test_byte_order_mark_is_stripped_and_does_not_change_the_checksum(run_module
                                                                       tmp_path):
     pg, db = postgres_server, pg_database
     (tmp_path / "0001_bom.sql").write_bytes(b"\xef\xbb\xbfCREATE TABLE public.bom (id int);\n")
-    result = run_module("appdb_migrations", dict(pg.module_args(db), path=str(tmp_path)))
+    result = run_module("appdb_migrations", dict(appdb_module_args(pg, db), path=str(tmp_path)))
     no_traceback(result)
     assert not result.get("failed"), result.get("msg")
     assert table_exists(pg, db, "public.bom")
@@ -222,16 +223,16 @@ def test_byte_order_mark_is_stripped_and_does_not_change_the_checksum(run_module
 
 def test_prune_with_an_empty_list_is_refused_unless_allowed(run_module, postgres_server, pg_database):
     pg, db = postgres_server, pg_database
-    run_module("appdb_migrations", dict(pg.module_args(db), path=MIGRATIONS_DIR))
+    run_module("appdb_migrations", dict(appdb_module_args(pg, db), path=MIGRATIONS_DIR))
     assert not run_module("appdb_dag_config", seed_args(pg, db)).get("failed")
     before = snapshot(pg, db)
-    refused = run_module("appdb_dag_config", dict(pg.module_args(db), dag_configuration=[], prune=True))
+    refused = run_module("appdb_dag_config", dict(appdb_module_args(pg, db), dag_configuration=[], prune=True))
     no_traceback(refused)
     assert refused.get("failed") is True
     assert "prune is true and dag_configuration is empty" in refused["msg"]
     assert "allow_empty_prune: true" in refused["msg"]
     assert snapshot(pg, db) == before
-    allowed = run_module("appdb_dag_config", dict(pg.module_args(db), dag_configuration=[], prune=True,
+    allowed = run_module("appdb_dag_config", dict(appdb_module_args(pg, db), dag_configuration=[], prune=True,
                                                   allow_empty_prune=True))
     assert not allowed.get("failed"), allowed.get("msg")
     assert allowed["dag_configuration"]["deleted"] == 4
@@ -245,7 +246,7 @@ def test_check_mode_on_a_new_database_predicts_the_run(run_module, postgres_serv
     pg, db = postgres_server, pg_database
     play = tmp_path / "role.yml"
     play.write_text(yaml.safe_dump([{
-        "hosts": "localhost", "gather_facts": False,
+        "hosts": "localhost", "gather_facts": False, "vars_files": [str(CLUSTER_CONTRACT_FILE)],
         "vars": {"ansible_python_interpreter": sys.executable, "appdb_config_host": "127.0.0.1",
                  "appdb_config_port": pg.port, "appdb_config_database": db, "appdb_config_login_user": pg.user,
                  "appdb_config_sslmode": "disable", "vault_appdb_postgres_password": pg.password},
@@ -289,7 +290,7 @@ def test_target_version_does_not_call_applied_files_unknown(run_module, postgres
 
 def test_empty_migration_directory_warns_and_changes_nothing(run_module, postgres_server, pg_database, tmp_path):
     pg, db = postgres_server, pg_database
-    result = run_module("appdb_migrations", dict(pg.module_args(db), path=str(tmp_path)))
+    result = run_module("appdb_migrations", dict(appdb_module_args(pg, db), path=str(tmp_path)))
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] is False
     assert any("No migrations given (no *.sql file in %s)" % tmp_path in w for w in result.get("warnings", []))
