@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The cluster contract: every name several layers share is defined once (inventory/group_vars/all/cluster.yml).
 
 A shared literal (a namespace, a Service, the appdb's database or schema, ...) written as a value anywhere else in
@@ -175,3 +178,42 @@ def test_role_defaults_derive_shared_names_from_the_contract():
 def test_lab_inventory_sees_the_contract():
     link = REPO / "inventory" / "lab" / "group_vars" / "all" / "cluster.yml"
     assert link.is_symlink() and link.resolve() == CLUSTER_CONTRACT_FILE.resolve()
+
+
+def _mode_lists(path):
+    """Lists of DAG modes defined in a file (YAML lists, Python lists/tuples/sets of the two mode names)."""
+    modes = {"git_sync", "rwx_pvc"}
+    text = (REPO / path).read_text(errors="replace")
+    found = []
+    if path.endswith((".yml", ".yaml")) and not text.startswith("$ANSIBLE_VAULT"):
+        def walk(node, key=None):
+            if isinstance(node, dict):
+                for k, v in node.items():
+                    if k not in DOC_KEYS:
+                        walk(v, k)
+            elif isinstance(node, list):
+                if modes <= {str(item) for item in node}:
+                    found.append("%s: %s" % (key, node))
+                for item in node:
+                    walk(item, key)
+            elif isinstance(node, str) and key not in DOC_KEYS and all(
+                    re.search(r"['\"]%s['\"]" % m, node) for m in modes):
+                found.append("%s: %s" % (key, node))
+        walk(yaml.safe_load(text))
+    elif path.endswith(".py"):
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.List, ast.Tuple, ast.Set)) and modes <= {
+                    getattr(e, "value", None) for e in node.elts}:
+                found.append("line %d" % node.lineno)
+    elif path.endswith(".j2") and all(re.search(r"['\"]%s['\"]" % m, text) for m in modes):
+        found.append("both modes compared")
+    return found
+
+
+def test_the_dag_modes_are_written_once():
+    """The allowed DAG modes live in plugins/module_utils/dag_mode.py (DAG_MODES); everything else asks it."""
+    owner = "plugins/module_utils/dag_mode.py"
+    places = {path: found for path in _tracked_files() if path != owner for found in [_mode_lists(path)] if found}
+    assert places == {}
+    assert _mode_lists(owner) == ["line %d" % next(
+        i for i, line in enumerate((REPO / owner).read_text().splitlines(), 1) if line.startswith("DAG_MODES"))]

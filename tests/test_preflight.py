@@ -98,13 +98,9 @@ BAD_CASES = {
         dict(group_vars={"pi_cluster_dags_mode": "rwx_pvc", "airflow_dags_persistence_access_mode": "ReadWriteOnce"}),
         "Airflow DAG volume with accessMode ReadWriteOnce is refused",
     ),
-    "dag persistence plus git-sync": (
-        dict(group_vars={"airflow_dags_persistence_enabled": True}),
-        "DAG persistence and git-sync are both enabled",
-    ),
     "unknown dag mode": (
         dict(group_vars={"pi_cluster_dags_mode": "copy_by_hand"}),
-        "value of pi_cluster_dags_mode must be one of: git_sync, rwx_pvc, got: copy_by_hand",
+        "pi_cluster_dags_mode 'copy_by_hand' is not a known option; choose one of: git_sync, rwx_pvc",
     ),
     "misspelt layer option": (
         dict(group_vars={"airflow_dag_mode": "git_sync"}),

@@ -449,7 +449,7 @@ def test_chart_key_lists_refuse_undeclared_keys(chart, values_data, expected):
 
 @pytest.mark.parametrize("extra, message", [
     ({"airflow_dags_persistence_access_mode": "ReadWriteOnce"}, "airflow_dags_persistence_access_mode"),
-    ({"airflow_dags_git_sync_enabled": True}, "never both"),
+    ({"pi_cluster_dags_mode": "copy_by_hand"}, "pi_cluster_dags_mode must be git_sync"),
 ])
 def test_airflow_role_refuses_rwo_and_both_modes(tmp_path, extra, message):
     extra_file = tmp_path / "bad.yml"
