@@ -202,3 +202,21 @@ def test_collection_builds(tmp_path):
     assert "plugins/modules/preflight_inventory.py" in names
     assert "roles/preflight/tasks/main.yml" in names
     assert not any(n.startswith(("collections/", "tests/", ".git/", "lab/")) for n in names)
+    assert "LICENSE" in names
+    with tarfile.open(tarball) as tar:
+        manifest = json.load(tar.extractfile("MANIFEST.json"))
+    assert manifest["collection_info"]["license"] == ["GPL-3.0-or-later"]
+
+
+def test_one_licence_everywhere():
+    """GPL-3.0-or-later: the LICENSE file (full GPLv3 text), galaxy.yml, every role's meta and every file header."""
+    assert "GNU GENERAL PUBLIC LICENSE" in (REPO / "LICENSE").read_text()[:200]
+    assert "Version 3, 29 June 2007" in (REPO / "LICENSE").read_text()[:200]
+    assert yaml.safe_load((REPO / "galaxy.yml").read_text())["license"] == ["GPL-3.0-or-later"]
+    for meta in sorted(REPO.glob("roles/*/meta/main.yml")):
+        assert yaml.safe_load(meta.read_text())["galaxy_info"]["license"] == "GPL-3.0-or-later", meta
+    other = [str(p.relative_to(REPO)) for p in REPO.glob("**/*.py") if "collections" not in p.parts
+             and re.search(r"Apache License|Apache-2\.0|\bMIT License|license: MIT", p.read_text()[:400])]
+    assert other == []
+    for path in sorted(REPO.glob("plugins/**/*.py")):
+        assert "GNU General Public License v3.0+" in path.read_text()[:400], path
