@@ -86,13 +86,12 @@ options:
     default: "0"
 extends_documentation_fragment:
   - stratdata.pi_cluster.postgres
+  - stratdata.pi_cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports the pending migrations (and whether the ledger would be created) and applies none.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The ledger's versions before and after.
 notes:
