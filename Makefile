@@ -13,7 +13,7 @@ LAB_VAULT := --vault-password-file lab/vault-password.txt
 DAGS_MODE ?= git_sync
 
 .PHONY: help venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit molecule fault-test reset-test lab-tests test \
-        lab lab-destroy render bench build
+        lab lab-destroy render bench build readmes
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ render: venv  ## render every Helm values file and manifest into build/rendered 
 bench: venv airflow-venv  ## print performance figures (lab runs, module seeding, DAG parse)
 	python bench/bench_lab.py
 	python bench/bench_modules.py --rows 10000 --loop-rows 50
+
+readmes: venv  ## regenerate the generated part of every role README (variables from meta/argument_specs.yml)
+	python scripts/role_readmes.py
 
 build: venv  ## build the collection tarball
 	ansible-galaxy collection build --force --output-path build/
