@@ -12,7 +12,7 @@ export PI_CLUSTER_CACHE := $(CACHE_DIR)
 LAB_VAULT := --vault-password-file lab/vault-password.txt
 DAGS_MODE ?= git_sync
 
-.PHONY: help venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit molecule fault-test reset-test lab-tests test \
+.PHONY: help venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit unit-fast molecule fault-test reset-test lab-tests test \
         lab lab-destroy render bench build readmes
 
 help:  ## list the targets
@@ -50,6 +50,9 @@ secrets: venv  ## fail on any plaintext secret in the tree (detect-secrets + vau
 
 unit: venv airflow-venv  ## pytest: unit tests, real PostgreSQL 15 and real Airflow 3.0.2
 	pytest -p no:cacheprovider tests
+
+unit-fast: venv  ## fast tests only (no PostgreSQL, Airflow, ansible-playbook runs or lab; markers in pytest.ini)
+	pytest -p no:cacheprovider -q -m "not (postgres or airflow or ansible or lab)" tests
 
 molecule: venv  ## molecule test on the seven-host podman lab (create, converge, idempotence, verify, destroy)
 	molecule test -s default

@@ -7,13 +7,10 @@ Checked for both modes through every consumer: the module_utils function, the fi
 template calls, the test plugin of the role's checks and the repair plan's desired values.
 """
 
-import sys
 
 import pytest
-from conftest import CONTRACT, REPO
+from conftest import CONTRACT
 
-if str(REPO / "collections") not in sys.path:
-    sys.path.insert(0, str(REPO / "collections"))
 
 from ansible.errors import AnsibleFilterError  # noqa: E402
 from ansible_collections.stratdata.pi_cluster.plugins.filter import dag_mode as filter_plugin  # noqa: E402

@@ -15,6 +15,7 @@ HOSTS = ["pi-master"] + ["pi-worker-%02d" % n for n in range(2, 8)]
 LAB_VAULT = ["--vault-password-file", "lab/vault-password.txt"]
 
 
+@pytest.mark.ansible
 def test_bundled_collections_satisfy_requirements_yml():
     wanted = yaml.safe_load((REPO / "requirements.yml").read_text())["collections"]
     listed = run_ansible(["ansible-galaxy", "collection", "list", "--format", "json"])
@@ -58,6 +59,7 @@ def test_ansible_cfg_settings():
     assert ".cache/" in (REPO / ".gitignore").read_text()
 
 
+@pytest.mark.ansible
 def test_collection_symlink_resolves_own_fqcns():
     link = REPO / "collections" / "ansible_collections" / "stratdata" / "pi_cluster"
     assert link.is_symlink() and link.resolve() == REPO
@@ -65,6 +67,7 @@ def test_collection_symlink_resolves_own_fqcns():
     assert doc.returncode == 0 and "Checks the topology" in doc.stdout, doc.stdout
 
 
+@pytest.mark.ansible
 def test_inventory_graph_shows_seven_hosts_in_their_groups():
     out = run_ansible(["ansible-inventory", "--graph"] + LAB_VAULT)
     assert out.returncode == 0, out.stdout
@@ -78,6 +81,7 @@ def test_inventory_graph_shows_seven_hosts_in_their_groups():
     assert listed["k3s_agents"]["hosts"] == HOSTS[1:]
 
 
+@pytest.mark.ansible
 def test_example_vault_is_encrypted_and_has_every_required_variable():
     vault = REPO / "inventory" / "group_vars" / "all" / "vault.yml"
     assert vault.read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
@@ -150,11 +154,13 @@ def test_an_undocumented_default_is_found(tmp_path):
         "x_block: no comment"]
 
 
+@pytest.mark.ansible
 def test_site_syntax_check():
     out = run_ansible(["ansible-playbook", "--syntax-check", "site.yml"])
     assert out.returncode == 0, out.stdout
 
 
+@pytest.mark.ansible
 def test_list_tags_has_a_tag_per_role_and_per_layer():
     out = run_ansible(["ansible-playbook", "site.yml", "--list-tags"])
     assert out.returncode == 0, out.stdout
@@ -168,6 +174,7 @@ def test_list_tags_has_a_tag_per_role_and_per_layer():
         assert layer in tags, layer
 
 
+@pytest.mark.ansible
 def test_airflow_tag_lists_only_the_airflow_layer():
     """--tags airflow lists preflight (tag always) and the Airflow play's tasks. Ansible adds an
     always-tagged "Validating arguments" task to every role that has argument specs; those only check
@@ -188,11 +195,13 @@ def test_airflow_tag_lists_only_the_airflow_layer():
 
 
 @pytest.mark.parametrize("playbook", sorted(p.name for p in (REPO / "playbooks").glob("*.yml")))
+@pytest.mark.ansible
 def test_every_playbook_passes_syntax_check(playbook):
     out = run_ansible(["ansible-playbook", "--syntax-check", "playbooks/%s" % playbook])
     assert out.returncode == 0, out.stdout
 
 
+@pytest.mark.ansible
 def test_collection_builds(tmp_path):
     out = run_ansible(["ansible-galaxy", "collection", "build", "--output-path", str(tmp_path), "--force"])
     assert out.returncode == 0, out.stdout

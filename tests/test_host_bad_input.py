@@ -17,6 +17,9 @@ import pytest
 import yaml
 from conftest import REPO, ansible_env, localhost_recap, run_ansible, run_playbook
 
+# Every test here runs ansible-playbook (or renders through it): not part of `make unit-fast`.
+pytestmark = pytest.mark.ansible
+
 TEST_TOKEN = "pi-cluster-TEST-k3s-token-0123456789abcdef"
 
 

@@ -1,14 +1,11 @@
 """Unit tests of the host-layer filters (plugins/filter/pi_host.py) and the cmdline editor
 (plugins/module_utils/rpi_cmdline.py) used by base_os and rpi_image."""
 
-import sys
 
 import pytest
-from conftest import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.stratdata.pi_cluster.plugins.filter import pi_host  # noqa: E402
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils.rpi_cmdline import ensure_tokens  # noqa: E402

@@ -15,6 +15,9 @@ import pytest
 import yaml
 from conftest import localhost_recap, run_playbook
 
+# Every test here runs ansible-playbook (or renders through it): not part of `make unit-fast`.
+pytestmark = pytest.mark.ansible
+
 VERSION = "v1.33.5+k3s1"
 PLAY = """
 - name: k3s_binary test

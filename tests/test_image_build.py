@@ -20,6 +20,9 @@ import pytest
 import yaml
 from conftest import REPO, ansible_env, run_ansible
 
+# Every test here runs ansible-playbook (or renders through it): not part of `make unit-fast`.
+pytestmark = pytest.mark.ansible
+
 HOSTS = {
     "pi-master": "192.168.10.10",
     "pi-worker-02": "192.168.10.11",

@@ -15,11 +15,10 @@ import time
 
 import pytest
 import yaml
-from conftest import appdb_module_args
+from conftest import REPO, appdb_module_args
 
 from fixtures.airflow import API_PASSWORD, API_USER, probe_parse
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIGRATIONS_DIR = os.path.join(REPO, "roles", "appdb_config", "files", "migrations")
 DEFAULTS = yaml.safe_load(open(os.path.join(REPO, "roles", "appdb_config", "defaults", "main.yml")))
 DAG_IDS = ["data_collection", "historical_load_equities", "calculate_indicators"]

@@ -15,13 +15,11 @@ import threading
 
 import pytest
 import yaml
-from conftest import CLUSTER_CONTRACT_FILE, appdb_module_args
+from conftest import CLUSTER_CONTRACT_FILE, REPO, appdb_module_args
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIGRATIONS_DIR = os.path.join(REPO, "roles", "appdb_config", "files", "migrations")
 DEFAULTS = yaml.safe_load(open(os.path.join(REPO, "roles", "appdb_config", "defaults", "main.yml")))
 
-sys.path.insert(0, os.path.join(REPO, "collections"))
 from ansible_collections.stratdata.pi_cluster.plugins.modules.appdb_dag_config import parse_quantity  # noqa: E402
 
 

@@ -11,6 +11,9 @@ import pytest
 import yaml
 from conftest import REPO, run_ansible
 
+# Every test here runs ansible-playbook (or renders through it): not part of `make unit-fast`.
+pytestmark = pytest.mark.ansible
+
 HOSTS = ["pi-master"] + ["pi-worker-%02d" % n for n in range(2, 8)]
 TEST_VAULT = {
     "vault_k3s_token": "test-k3s-token-0123456789abcdef",

@@ -3,16 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one Kubernetes quantity parser (plugins/module_utils/quantity.py), as a property test with Hypothesis."""
 
-import sys
 from decimal import Decimal
 
 import pytest
-from conftest import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-if str(REPO / "collections") not in sys.path:
-    sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils import quantity as Q  # noqa: E402
 from ansible_collections.stratdata.pi_cluster.plugins.modules import appdb_dag_config  # noqa: E402

@@ -17,9 +17,11 @@ from urllib.parse import quote
 
 import pytest
 import yaml
-from conftest import CONTRACT
+from conftest import CONTRACT, REPO
 
-REPO = Path(__file__).resolve().parent.parent
+# Every test here runs ansible-playbook (or renders through it): not part of `make unit-fast`.
+pytestmark = pytest.mark.ansible
+
 VENV_BIN = Path(sys.executable).parent
 TEST_VAULT = REPO / "tests" / "data" / "test-vault.yml"
 CHART_KEYS = REPO / "tests" / "data" / "chart_keys"

@@ -11,15 +11,10 @@ finding type is driven to its non-ok statuses by editing copies of these recorde
 import copy
 import json
 import re
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import ASSESSMENT_NAMES
+from conftest import ASSESSMENT_NAMES, REPO
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO / "collections") not in sys.path:
-    sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils import assessment as A  # noqa: E402
 

@@ -2,16 +2,12 @@
 and the two filters of the restore drill (loaded the way Ansible loads them)."""
 
 import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO / "collections") not in sys.path:
-    sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils import assessment as A  # noqa: E402
+from conftest import REPO
 
 
 def _pod(init_statuses=None, statuses=None, phase="Running", init_specs=None, deleting=False, containers=1):

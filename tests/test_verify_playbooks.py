@@ -22,10 +22,11 @@ import pytest
 import yaml
 from conftest import ASSESSMENT_NAMES, CONTRACT, REPAIR_NAMES, REPO, VENV_BIN, ansible_env
 
-if str(REPO / "collections") not in sys.path:
-    sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils import assessment as A  # noqa: E402
+
+# Every test here runs ansible-playbook (or renders through it): not part of `make unit-fast`.
+pytestmark = pytest.mark.ansible
 
 LAB_VAULT = REPO / "lab" / "vault-password.txt"
 STATES = REPO / "tests" / "data" / "cluster_states"

@@ -2,15 +2,10 @@
 
 import copy
 import json
-import sys
-from pathlib import Path
 
 import pytest
-from conftest import REPAIR_NAMES
+from conftest import REPAIR_NAMES, REPO
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO / "collections") not in sys.path:
-    sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils import repair_plan as R  # noqa: E402
 
