@@ -119,12 +119,15 @@ def repo():
 FIXTURE_MARKERS = {
     "postgres_server": "postgres", "pg_database": "postgres", "pg": "postgres",
     "airflow_env": "airflow", "airflow_venv": "airflow",
+    # the live data path: PostgreSQL, Airflow and ansible-playbook runs together
+    "datapath": ("postgres", "airflow", "ansible"),
 }
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         for fixture in getattr(item, "fixturenames", ()):
-            marker = FIXTURE_MARKERS.get(fixture)
-            if marker and marker not in item.keywords:
-                item.add_marker(getattr(pytest.mark, marker))
+            markers = FIXTURE_MARKERS.get(fixture, ())
+            for marker in (markers,) if isinstance(markers, str) else markers:
+                if marker not in item.keywords:
+                    item.add_marker(getattr(pytest.mark, marker))

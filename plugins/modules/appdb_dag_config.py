@@ -227,6 +227,7 @@ from ansible_collections.stratdata.pi_cluster.plugins.module_utils.pg_connection
     advisory_lock_key,
     connect,
     db_error_message,
+    end_transaction,
     pg_argument_spec,
     psycopg2,
 )
@@ -551,10 +552,7 @@ def run_module():
             write_jobs(log, schema, ins, upd, dele, params["page_size"], check_mode)
             result["dag_configuration"] = dict(inserted=len(ins), updated=len(upd), unchanged=same, deleted=len(dele))
             changes["dag_configuration"] = (ins, upd, dele, existing_jobs, ROW_FIELDS)
-        if check_mode:
-            conn.rollback()
-        else:
-            conn.commit()
+        end_transaction(conn, check_mode)
     except psycopg2.Error as exc:
         conn.rollback()
         module.fail_json(msg="Database error, transaction rolled back, nothing written: %s"

@@ -185,6 +185,7 @@ from ansible_collections.stratdata.pi_cluster.plugins.module_utils.pg_connection
     advisory_lock_key,
     connect,
     db_error_message,
+    end_transaction,
     pg_argument_spec,
     psycopg2,
 )
@@ -367,10 +368,7 @@ def run_module():
         begin_locked(log, lock_key, module.params["statement_timeout"])
         result["ledger_created"] = ensure_ledger(log, schema, table, check_mode)
         ledger = {} if (result["ledger_created"] and check_mode) else read_ledger(log, schema, table)
-        if check_mode:
-            conn.rollback()
-        else:
-            conn.commit()
+        end_transaction(conn, check_mode)
     except psycopg2.Error as exc:
         conn.rollback()
         module.fail_json(msg="Cannot read the migration ledger %s.%s: %s"

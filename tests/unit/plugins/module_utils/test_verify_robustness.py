@@ -8,16 +8,11 @@
 
 import copy
 import json
-import sys
-from pathlib import Path
 
-from conftest import ASSESSMENT_NAMES
+from conftest import ASSESSMENT_NAMES, REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO / "collections") not in sys.path:
-    sys.path.insert(0, str(REPO / "collections"))
 
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils import assessment as A  # noqa: E402
 

@@ -20,6 +20,7 @@ import time
 import urllib.parse
 
 import yaml
+from conftest import REPO
 
 DAG_IDS = ["calculate_indicators", "data_collection", "historical_load_equities"]
 LOAD, INDICATORS = "historical_load_equities", "calculate_indicators"
@@ -145,7 +146,7 @@ def test_data_path_end_to_end_through_verify(datapath, tmp_path):
 def test_row_edited_through_the_role_reaches_the_next_pod(datapath):
     """cpu_request 750m for lse through the appdb_config role -> the next run's lse pod requests 750m."""
     dp = datapath
-    with open(os.path.join(os.path.dirname(__file__), "..", "roles", "appdb_config", "defaults", "main.yml")) as handle:
+    with open(os.path.join(REPO, "roles", "appdb_config", "defaults", "main.yml")) as handle:
         rows = yaml.safe_load(handle)["appdb_config_dag_configuration"]
     for row in rows:
         if row["job_name"] == "lse":

@@ -14,10 +14,13 @@ import re
 import shutil
 import sys
 
+import pytest
 import yaml
 from conftest import ASSESSMENT_NAMES, REPO, ansible_env, run_ansible
 
-sys.path.insert(0, str(REPO / "collections"))
+# Every test here runs ansible-playbook: not part of `make unit-fast`.
+pytestmark = pytest.mark.ansible
+
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils import assessment as A  # noqa: E402
 
 SNAPSHOTS = REPO / "tests" / "data" / "snapshots"
