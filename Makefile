@@ -51,8 +51,8 @@ secrets: venv  ## fail on any plaintext secret in the tree (detect-secrets + vau
 unit: venv airflow-venv  ## pytest: unit tests, real PostgreSQL 15 and real Airflow 3.0.2
 	pytest -p no:cacheprovider tests
 
-unit-fast: venv  ## fast tests only (no PostgreSQL, Airflow, ansible-playbook runs or lab; markers in pytest.ini)
-	pytest -p no:cacheprovider -q -m "not (postgres or airflow or ansible or lab)" tests
+unit-fast: venv  ## fast tests only (no PostgreSQL, Airflow, ansible-playbook runs, lab or whole-repo scans; pytest.ini)
+	pytest -p no:cacheprovider -q -m "not (postgres or airflow or ansible or lab or slow)" tests
 
 molecule: venv  ## molecule test on the seven-host podman lab (create, converge, idempotence, verify, destroy)
 	molecule test -s default

@@ -25,6 +25,7 @@ def git_tree(tmp_path, files):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_repository_has_no_plaintext_secret():
     result = scan(REPO)
     assert result.returncode == 0, result.stdout
