@@ -12,8 +12,8 @@ export PI_CLUSTER_CACHE := $(CACHE_DIR)
 LAB_VAULT := --vault-password-file lab/vault-password.txt
 DAGS_MODE ?= git_sync
 
-.PHONY: help venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit molecule fault-test reset-test lab-tests test \
-        lab lab-destroy render bench build
+.PHONY: help venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit unit-fast molecule fault-test reset-test lab-tests test \
+        lab lab-destroy render bench build readmes
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -51,6 +51,9 @@ secrets: venv  ## fail on any plaintext secret in the tree (detect-secrets + vau
 unit: venv airflow-venv  ## pytest: unit tests, real PostgreSQL 15 and real Airflow 3.0.2
 	pytest -p no:cacheprovider tests
 
+unit-fast: venv  ## fast tests only (no PostgreSQL, Airflow, ansible-playbook runs, lab or whole-repo scans; pytest.ini)
+	pytest -p no:cacheprovider -q -m "not (postgres or airflow or ansible or lab or slow)" tests
+
 molecule: venv  ## molecule test on the seven-host podman lab (create, converge, idempotence, verify, destroy)
 	molecule test -s default
 
@@ -79,6 +82,9 @@ render: venv  ## render every Helm values file and manifest into build/rendered 
 bench: venv airflow-venv  ## print performance figures (lab runs, module seeding, DAG parse)
 	python bench/bench_lab.py
 	python bench/bench_modules.py --rows 10000 --loop-rows 50
+
+readmes: venv  ## regenerate the generated part of every role README (variables from meta/argument_specs.yml)
+	python scripts/role_readmes.py
 
 build: venv  ## build the collection tarball
 	ansible-galaxy collection build --force --output-path build/

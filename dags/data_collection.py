@@ -14,7 +14,8 @@ import pendulum
 from airflow.sdk import Asset, dag, task
 
 from pi_cluster_dags.pods import ScreenerPodOperator, resources_from_row
-from pi_cluster_dags.settings import APPDB_CONN_ID_DEFAULT, APPDB_CONN_ID_VAR, IMAGE, NAMESPACE, SCHEMA
+from pi_cluster_dags.appdb import load_rows
+from pi_cluster_dags.settings import IMAGE, NAMESPACE, SCHEMA
 
 DAILY_PRICES = Asset("appdb://financial_screener/daily_prices")
 
@@ -34,16 +35,8 @@ def data_collection():
     @task
     def load_groups() -> list[dict]:
         """Read the exchange groups from the application database (run time, not parse time)."""
-        from airflow.exceptions import AirflowFailException
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.sdk import Variable
-
-        conn_id = Variable.get(APPDB_CONN_ID_VAR, default=APPDB_CONN_ID_DEFAULT)
-        rows = PostgresHook(postgres_conn_id=conn_id).get_records(
-            "SELECT group_name, timezone, exchanges FROM %s.exchange_groups ORDER BY group_name" % SCHEMA
-        )
-        if not rows:
-            raise AirflowFailException("no exchange groups in %s.exchange_groups" % SCHEMA)
+        rows = load_rows("SELECT group_name, timezone, exchanges FROM %s.exchange_groups ORDER BY group_name" % SCHEMA,
+                         empty_message="no exchange groups in %s.exchange_groups" % SCHEMA)
         return [
             {
                 "name": "collect-%s" % name.replace("_", "-"),

@@ -16,7 +16,8 @@ import pendulum
 from airflow.sdk import Asset, dag, task
 
 from pi_cluster_dags.pods import ScreenerPodOperator, resources_from_row
-from pi_cluster_dags.settings import APPDB_CONN_ID_DEFAULT, APPDB_CONN_ID_VAR, IMAGE, NAMESPACE, SCHEMA
+from pi_cluster_dags.appdb import load_rows
+from pi_cluster_dags.settings import IMAGE, NAMESPACE, SCHEMA
 
 DAG_ID = "historical_load_equities"
 HISTORICAL_PRICES = Asset("appdb://financial_screener/historical_prices")
@@ -36,18 +37,12 @@ def historical_load_equities():
     @task
     def load_jobs() -> list[dict]:
         """Read the enabled jobs of this DAG from the application database (run time, not parse time)."""
-        from airflow.exceptions import AirflowFailException
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.sdk import Variable
-
-        conn_id = Variable.get(APPDB_CONN_ID_VAR, default=APPDB_CONN_ID_DEFAULT)
-        rows = PostgresHook(postgres_conn_id=conn_id).get_records(
+        rows = load_rows(
             "SELECT job_name, exchanges, cpu_request, memory_request, cpu_limit, memory_limit, batch_size "
             "FROM %s.dag_configuration WHERE dag_id = %%s AND enabled ORDER BY job_name" % SCHEMA,
             parameters=(DAG_ID,),
+            empty_message="no enabled jobs for %s in %s.dag_configuration" % (DAG_ID, SCHEMA),
         )
-        if not rows:
-            raise AirflowFailException("no enabled jobs for %s in %s.dag_configuration" % (DAG_ID, SCHEMA))
         jobs = []
         for job_name, exchanges, cpu_request, memory_request, cpu_limit, memory_limit, batch_size in rows:
             exchanges = list(exchanges)

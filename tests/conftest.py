@@ -11,6 +11,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+# The collection is importable as ansible_collections.stratdata.pi_cluster (collections/ links the checkout).
+if str(REPO / "collections") not in sys.path:
+    sys.path.insert(0, str(REPO / "collections"))
 CLUSTER_CONTRACT_FILE = REPO / "inventory" / "group_vars" / "all" / "cluster.yml"
 
 
@@ -109,3 +112,22 @@ def localhost_recap(stdout):
 @pytest.fixture(scope="session")
 def repo():
     return REPO
+
+
+# --- markers (registered in pytest.ini, --strict-markers) -------------------------------------------------
+# Tests that use these fixtures get the marker without writing it: `make unit-fast` deselects them.
+FIXTURE_MARKERS = {
+    "postgres_server": "postgres", "pg_database": "postgres", "pg": "postgres",
+    "airflow_env": "airflow", "airflow_venv": "airflow",
+    # the live data path: PostgreSQL, Airflow and ansible-playbook runs together
+    "datapath": ("postgres", "airflow", "ansible"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            markers = FIXTURE_MARKERS.get(fixture, ())
+            for marker in (markers,) if isinstance(markers, str) else markers:
+                if marker not in item.keywords:
+                    item.add_marker(getattr(pytest.mark, marker))

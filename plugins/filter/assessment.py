@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: (c) 2026, StratData platform team
-# Apache License 2.0
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters of the verify / restore-drill playbooks (logic in plugins/module_utils/assessment/).
 
 Documented in velero_newest_backup.yml and appdb_row_count_diff.yml next to this file.

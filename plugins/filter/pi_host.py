@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Filters used by the host-layer roles (base_os, rpi_image, nfs_server).
 
 cmdline_ensure  edit the single line of a Raspberry Pi cmdline.txt (tokens exactly once)
@@ -6,7 +8,8 @@ cidr_prefix     '192.168.10.0/24' -> 24
 network_within  is network/address A inside network B ('192.168.10.0/25' in '192.168.10.0/24')
 is_ip           is the string an IPv4/IPv6 address
 
-Pure python (ipaddress), so no netaddr is needed on the control machine.
+Pure python (ipaddress), so no netaddr is needed on the control machine. Documented in the .yml file of
+each filter next to this one.
 """
 
 from __future__ import absolute_import, division, print_function

@@ -61,6 +61,14 @@ def pg_argument_spec(default_database=None):
     )
 
 
+def end_transaction(conn, check_mode):
+    """Roll back in check mode (nothing is ever written), commit otherwise."""
+    if check_mode:
+        conn.rollback()
+    else:
+        conn.commit()
+
+
 def scrub(text, secret):
     """Remove ``secret`` from ``text`` (error messages must never carry the password)."""
     text = str(text)

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: (c) 2026, StratData platform team
-# Apache License 2.0
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Inventory and variable checks that run before any host is touched.
 
 Each check returns a list of problems, each a sentence that names what is wrong and how to fix it.
@@ -13,6 +13,12 @@ __metaclass__ = type
 
 import ipaddress
 import re
+
+from ansible_collections.stratdata.pi_cluster.plugins.module_utils.dag_mode import (
+    DAG_MODES,
+    DAG_VOLUME_ACCESS_MODE,
+    dag_chart_values,
+)
 
 # Patterns are matched with fullmatch: "$" would also match before a final newline.
 K3S_VERSION_RE = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+\+k3s[0-9]+")
@@ -164,23 +170,17 @@ def check_versions(k3s_version, pinned):
     return problems
 
 
-def check_dag_delivery(mode, persistence_enabled, access_mode, git_sync_enabled):
-    problems = []
-    if persistence_enabled and git_sync_enabled:
-        problems.append(
-            "Airflow DAG delivery: DAG persistence and git-sync are both enabled; choose one "
-            "(pi_cluster_dags_mode git_sync or rwx_pvc): git-sync would write into the shared volume while pods read it"
-        )
-    if persistence_enabled and access_mode != "ReadWriteMany":
-        problems.append(
+def check_dag_delivery(mode, access_mode):
+    """Problems of the DAG delivery: an unknown mode, or a DAG volume that is not ReadWriteMany (dag_mode.py)."""
+    if mode not in DAG_MODES:
+        return ["pi_cluster_dags_mode '%s' is not a known option; choose one of: %s" % (mode, ", ".join(DAG_MODES))]
+    uses_a_volume = dag_chart_values(mode, rwx_storage_class="(checked by the airflow role)")["persistence"]["enabled"]
+    if uses_a_volume and access_mode != DAG_VOLUME_ACCESS_MODE:
+        return [
             "Airflow DAG volume with accessMode %s is refused: %s. Use pi_cluster_dags_mode git_sync, or rwx_pvc "
-            "(ReadWriteMany on nfs-client)" % (access_mode, MULTI_ATTACH_WHY)
-        )
-    if mode == "rwx_pvc" and not persistence_enabled:
-        problems.append("pi_cluster_dags_mode rwx_pvc needs DAG persistence enabled (airflow_dags_persistence_enabled)")
-    if mode == "git_sync" and not git_sync_enabled:
-        problems.append("pi_cluster_dags_mode git_sync needs git-sync enabled (airflow_dags_git_sync_enabled)")
-    return problems
+            "(%s on the RWX StorageClass)" % (access_mode, MULTI_ATTACH_WHY, DAG_VOLUME_ACCESS_MODE)
+        ]
+    return []
 
 
 def check_nfs_export(export_network, subnet):
@@ -224,9 +224,7 @@ def run_checks(params):
     problems += check_versions(params["k3s_version"], params["pinned_versions"])
     problems += list(params.get("extra_problems") or [])
     dags = params["airflow_dags"]
-    problems += check_dag_delivery(
-        dags["mode"], dags["persistence_enabled"], dags["persistence_access_mode"], dags["git_sync_enabled"]
-    )
+    problems += check_dag_delivery(dags["mode"], dags["persistence_access_mode"])
     problems += check_required_settings(params.get("required_settings") or {}, params["lab"])
     if params.get("nfs_export_network"):
         problems += check_nfs_export(params["nfs_export_network"], params["subnet"])

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
-# Copyright: (c) 2026, StratData platform team
-# Apache License 2.0
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Decide how to take Airflow from a ReadWriteOnce DAG volume (stuck pods) to git-sync or an RWX volume.
 
 Pure Python, unit-tested on the recorded broken and healthy cluster states. The repair playbook gathers
@@ -21,6 +21,7 @@ __metaclass__ = type
 
 from datetime import datetime, timezone
 
+from ansible_collections.stratdata.pi_cluster.plugins.module_utils import dag_mode
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils.assessment import (
     RWO_MODES,
     multi_attach_events,
@@ -30,7 +31,6 @@ from ansible_collections.stratdata.pi_cluster.plugins.module_utils.assessment im
     volume_usage,
 )
 
-MODES = ("git_sync", "rwx_pvc")
 # Names plan_repair takes from the caller (the cluster contract), never from a default here.
 CONTRACT_OPTIONS = ("dags_mode", "namespace", "release", "rwx_storage_class")
 
@@ -54,20 +54,13 @@ def get_path(values, path, default=None):
 
 
 def desired_values(mode, rwx_storage_class=None, rwx_claim=None):
-    """The DAG-delivery values the airflow role sets for a mode (dotted path -> value)."""
-    if mode not in MODES:
-        raise ValueError("pi_cluster_dags_mode must be one of %s, not %r" % (", ".join(MODES), mode))
-    if mode == "git_sync":
-        return {"dags.gitSync.enabled": True, "dags.persistence.enabled": False}
-    wanted = {
-        "dags.gitSync.enabled": False,
-        "dags.persistence.enabled": True,
-        "dags.persistence.accessMode": "ReadWriteMany",
-        "dags.persistence.storageClassName": rwx_storage_class,
-    }
-    if rwx_claim:
-        wanted["dags.persistence.existingClaim"] = rwx_claim
-    return wanted
+    """The DAG-delivery values the airflow role sets for a mode (dotted path -> value).
+
+    The same mapping as the role's values template: plugins/module_utils/dag_mode.py (filter dag_chart_values).
+    The volume size is not compared (the chart keeps an existing claim's size).
+    """
+    values = dag_mode.dag_chart_values(mode, rwx_storage_class, rwx_claim=rwx_claim)
+    return dag_mode.flatten({"dags": values})
 
 
 def value_changes(current_values, mode, rwx_storage_class=None, rwx_claim=None):

@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Edit the kernel command line of a Raspberry Pi (cmdline.txt) without ever adding a line.
 
 The firmware reads only the FIRST line of cmdline.txt, so every edit happens inside that

@@ -87,13 +87,12 @@ options:
     default: 30
 extends_documentation_fragment:
   - stratdata.pi_cluster.postgres
+  - stratdata.pi_cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Read-only; runs the same checks in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 seealso:
   - name: Airflow 3 REST API

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: (c) 2026, StratData platform team
-# Apache License 2.0
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -85,6 +85,14 @@ options:
     type: str
 author:
   - StratData platform team
+extends_documentation_fragment:
+  - stratdata.pi_cluster.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; the plan is the same in check mode.
+  diff_mode:
+    support: none
 """
 
 EXAMPLES = r"""
@@ -146,6 +154,7 @@ summary:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stratdata.pi_cluster.plugins.module_utils.dag_mode import DAG_MODES
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils.repair_plan import plan_repair
 
 
@@ -157,7 +166,7 @@ def argument_spec():
         pvs=dict(type="raw"),
         helm_values=dict(type="dict", default={}),
         release_found=dict(type="bool", default=True),
-        dags_mode=dict(type="str", required=True, choices=["git_sync", "rwx_pvc"]),
+        dags_mode=dict(type="str", required=True, choices=list(DAG_MODES)),
         namespace=dict(type="str", required=True),
         release=dict(type="str", required=True),
         rwx_storage_class=dict(type="str", required=True),

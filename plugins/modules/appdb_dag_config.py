@@ -149,13 +149,12 @@ options:
     default: 500
 extends_documentation_fragment:
   - stratdata.pi_cluster.postgres
+  - stratdata.pi_cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Validates, compares and reports the counts; writes nothing (the transaction is rolled back).
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: One line per inserted, updated or deleted row (JSON), before and after.
 seealso:
@@ -234,14 +233,15 @@ queries:
 
 import json
 import re
-from decimal import Decimal
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.stratdata.pi_cluster.plugins.module_utils.quantity import quantity_or_none
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils.pg_connection import (
     QueryLog,
     advisory_lock_key,
     connect,
     db_error_message,
+    end_transaction,
     pg_argument_spec,
     psycopg2,
 )
@@ -260,48 +260,15 @@ EXCHANGE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.&-]{0,62}")
 # rules file (Debian ships both under /usr/share/zoneinfo, so available_timezones() lists them).
 NOT_ZONES = frozenset(("localtime", "posixrules", "Factory"))
 
-# Kubernetes resource.Quantity grammar (k8s.io/apimachinery/pkg/api/resource/quantity.go):
-#   <quantity>        ::= <signedNumber><suffix>
-#   <suffix>          ::= <binarySI> | <decimalExponent> | <decimalSI>
-#   <binarySI>        ::= Ki | Mi | Gi | Ti | Pi | Ei
-#   <decimalSI>       ::= m | "" | k | M | G | T | P | E
-#   <decimalExponent> ::= "e" <signedNumber> | "E" <signedNumber>
-#   <signedNumber>    ::= <number> | <sign><number>
-#   <number>          ::= <digits> | <digits>.<digits> | <digits>. | .<digits>
-# The parser (parseQuantityString) only accepts an integer exponent, so does this regex.
-_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-QUANTITY_RE = re.compile(
-    r"(?P<sign>[+-]?)(?P<number>" + _NUMBER + r")"
-    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?[0-9]+|)"
-)
-_BINARY = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
-_DECIMAL = {"m": Decimal("0.001"), "": Decimal(1), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6,
-            "G": Decimal(10) ** 9, "T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18}
-
 ROW_FIELDS = ("exchanges", "cpu_request", "memory_request", "cpu_limit", "memory_limit", "batch_size", "enabled")
 DEFAULTABLE = ("cpu_request", "memory_request", "cpu_limit", "memory_limit", "batch_size", "enabled")
 
 
 def parse_quantity(text):
-    """Value of a Kubernetes quantity as a Decimal, or None if ``text`` is not one."""
+    """Value of a Kubernetes quantity string as a Decimal, or None if ``text`` is not one (module_utils/quantity.py)."""
     if not isinstance(text, str):
         return None
-    match = QUANTITY_RE.fullmatch(text)
-    if not match:
-        return None
-    value = Decimal(match.group("number") if not match.group("number").startswith(".")
-                    else "0" + match.group("number"))
-    if match.group("sign") == "-":
-        value = -value
-    suffix = match.group("suffix")
-    if suffix in _BINARY:
-        return value * _BINARY[suffix]
-    if suffix in _DECIMAL:
-        return value * _DECIMAL[suffix]
-    exponent = int(suffix[1:])
-    if abs(exponent) > 100:
-        return None
-    return value.scaleb(exponent)
+    return quantity_or_none(text)
 
 
 def argument_spec():
@@ -623,10 +590,7 @@ def run_module():
             write_jobs(log, schema, ins, upd, dele, params["page_size"], check_mode)
             result["dag_configuration"] = dict(inserted=len(ins), updated=len(upd), unchanged=same, deleted=len(dele))
             changes["dag_configuration"] = (ins, upd, dele, existing_jobs, ROW_FIELDS)
-        if check_mode:
-            conn.rollback()
-        else:
-            conn.commit()
+        end_transaction(conn, check_mode)
     except psycopg2.Error as exc:
         lost = isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and (
             getattr(exc, "pgcode", None) is None or str(exc.pgcode).startswith(("08", "57P")))

@@ -101,13 +101,12 @@ options:
     default: "0"
 extends_documentation_fragment:
   - stratdata.pi_cluster.postgres
+  - stratdata.pi_cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports the pending migrations (and whether the ledger would be created) and applies none.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: The ledger's versions before and after.
 notes:
@@ -207,6 +206,7 @@ from ansible_collections.stratdata.pi_cluster.plugins.module_utils.pg_connection
     advisory_lock_key,
     connect,
     db_error_message,
+    end_transaction,
     pg_argument_spec,
     psycopg2,
 )
@@ -475,10 +475,7 @@ def run_module():
             ledger = {} if (result["ledger_created"] and check_mode) else read_ledger(log, schema, table)
         else:
             ledger = read_ledger(log, schema, table) if ledger_exists(log, schema, table) else {}
-        if check_mode or not all_migrations:
-            conn.rollback()
-        else:
-            conn.commit()
+        end_transaction(conn, check_mode or not all_migrations)
     except psycopg2.Error as exc:
         rollback_quietly(conn)
         close_quietly(conn)

@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: (c) 2026, StratData platform team
-# Apache License 2.0
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -173,6 +173,14 @@ options:
     default: {}
 author:
   - StratData platform team
+extends_documentation_fragment:
+  - stratdata.pi_cluster.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Computes the same report in check mode and writes its files (they are the result; never changed).
+  diff_mode:
+    support: none
 """
 
 EXAMPLES = r"""

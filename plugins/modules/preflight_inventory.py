@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Copyright: (c) 2026, StratData platform team
-# Apache License 2.0
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -77,21 +77,13 @@ options:
     required: true
     suboptions:
       mode:
-        description: C(git_sync) or C(rwx_pvc).
+        description: C(git_sync) or C(rwx_pvc) (the modes of plugins/module_utils/dag_mode.py).
         type: str
-        required: true
-      persistence_enabled:
-        description: Whether the chart's DAG persistence is on.
-        type: bool
         required: true
       persistence_access_mode:
         description: Access mode of the DAG volume.
         type: str
         default: ReadWriteMany
-      git_sync_enabled:
-        description: Whether git-sync is on.
-        type: bool
-        required: true
   required_settings:
     description:
       - Settings that must not be empty outside the lab, as a map of variable name to a pair
@@ -103,6 +95,14 @@ options:
     type: str
 author:
   - StratData platform team
+extends_documentation_fragment:
+  - stratdata.pi_cluster.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; the checks are the same in check mode.
+  diff_mode:
+    support: none
 """
 
 EXAMPLES = r"""
@@ -117,8 +117,6 @@ EXAMPLES = r"""
     k3s_version: "{{ pi_cluster_k3s_version }}"
     airflow_dags:
       mode: git_sync
-      persistence_enabled: false
-      git_sync_enabled: true
 """
 
 RETURN = r"""
@@ -157,9 +155,7 @@ def argument_spec():
             required=True,
             options=dict(
                 mode=dict(type="str", required=True),
-                persistence_enabled=dict(type="bool", required=True),
                 persistence_access_mode=dict(type="str", default="ReadWriteMany"),
-                git_sync_enabled=dict(type="bool", required=True),
             ),
         ),
         required_settings=dict(type="dict", default={}),

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Write first-boot files into the boot (FAT) partition of a Raspberry Pi OS image, unprivileged."""
 
 from __future__ import absolute_import, division, print_function
@@ -80,6 +82,8 @@ requirements:
 notes:
   - Supports check mode and diff mode.
   - File names are compared case-insensitively (FAT); new files are created with the given name.
+extends_documentation_fragment:
+  - stratdata.pi_cluster.attributes
 attributes:
   check_mode:
     support: full

@@ -494,7 +494,8 @@ def check_indicators_after_load(ctx, dag_state):
     evidence = ["last successful %s run %s ended %s" % (load_id, last_load.get("dag_run_id"), format_time(load_end))]
     # The asset event is emitted inside the load run (run_after of the asset-triggered run = its time), and the
     # scheduler may create and start that run in the loop that marks the load finished: "after the load" is
-    # compared with the load's start, not its end (seen on a live Airflow 3.0.2, tests/test_datapath.py).
+    # compared with the load's start, not its end (seen on a live Airflow 3.0.2,
+    # tests/integration/playbooks/test_datapath.py).
     load_start = parse_time(last_load.get("start_date")) or load_end
     after = [r for r in ind_runs if (parse_time(r.get("run_after")) or parse_time(r.get("start_date")) or
                                      parse_time(r.get("logical_date")) or load_end) >= load_start]

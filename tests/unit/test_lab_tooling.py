@@ -1,0 +1,233 @@
+"""Unit tests of the podman lab's tooling (no containers, no network): apt mirror discovery,
+the generated lab inventory, the baked package list and the PLAY RECAP parser."""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO
+
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+labinv = _load("labinv", REPO / "lab" / "labinv.py")
+recap = _load("recap", REPO / "tests" / "lab" / "recap.py")
+
+SOURCES_DEB822 = """\
+Types: deb
+# http://snapshot.example/archive/debian/20250520T000000Z
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://mirror.example/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+
+
+@pytest.fixture
+def apt_dir(tmp_path, monkeypatch):
+    (tmp_path / "sources.list.d").mkdir()
+    monkeypatch.setattr(labinv, "APT_DIR", tmp_path)
+    return tmp_path
+
+
+def test_mirror_from_deb822_sources(apt_dir):
+    (apt_dir / "sources.list.d" / "debian.sources").write_text(SOURCES_DEB822)
+    (apt_dir / "sources.list.d" / "other.sources.disabled-by-farm").write_text(
+        "Types: deb\nURIs: http://wrong.example/debian\nSuites: bookworm\nComponents: main\n"
+    )
+    assert labinv.mirror_for("bookworm") == "http://mirror.example/debian"
+    assert labinv.mirror_for("bookworm-security") == "http://mirror.example/debian-security"
+    text = labinv.sources_for("bookworm")
+    assert "Suites: bookworm bookworm-updates" in text
+    assert "URIs: http://mirror.example/debian-security" in text
+    assert "wrong.example" not in text
+
+
+def test_mirror_from_one_line_sources_list(apt_dir):
+    (apt_dir / "sources.list").write_text(
+        "# comment\ndeb-src http://src.example/debian bookworm main\n"
+        "deb [arch=amd64 signed-by=/k.gpg] http://one.example/debian bookworm main contrib\n"
+    )
+    assert labinv.mirror_for("bookworm") == "http://one.example/debian"
+
+
+def test_disabled_entry_and_missing_suite(apt_dir):
+    (apt_dir / "sources.list.d" / "debian.sources").write_text(
+        "Enabled: no\nTypes: deb\nURIs: http://off.example/debian\nSuites: bookworm\nComponents: main\n"
+    )
+    with pytest.raises(SystemExit, match="no enabled apt source"):
+        labinv.mirror_for("bookworm")
+
+
+@pytest.fixture
+def real_inventory(tmp_path):
+    inv = tmp_path / "inventory"
+    (inv / "host_vars").mkdir(parents=True)
+    real_src = REPO / "inventory" / "hosts.yml"
+    if real_src.is_file():
+        (inv / "hosts.yml").write_text(real_src.read_text())
+    else:
+        (inv / "hosts.yml").write_text(yaml.safe_dump(labinv.FALLBACK_INVENTORY, sort_keys=False))
+    for i, name in enumerate(["pi-master", *(f"pi-worker-0{n}" for n in range(2, 8))]):
+        (inv / "host_vars" / f"{name}.yml").write_text(f"ansible_host: 192.168.10.{10 + i}\nnode_note: n{i}\n")
+    return inv / "hosts.yml"
+
+
+def _write(real_inventory, tmp_path, *extra):
+    out = tmp_path / "lab" / "hosts.yml"
+    addresses = labinv.lab_addresses(str(real_inventory), "10.89.210.0/24")
+    args = [
+        sys.executable,
+        str(REPO / "lab" / "labinv.py"),
+        "write",
+        str(real_inventory),
+        str(out),
+        "--key",
+        "/k/id_ed25519",
+        "--network",
+        "pi-cluster-lab",
+        "--subnet",
+        "10.89.210.0/24",
+        "--gateway",
+        "10.89.210.1",
+        *extra,
+    ]
+    for name, ip in addresses.items():
+        if "--partial" in extra and name not in ("pi-master", "pi-worker-02"):
+            continue
+        args += ["--address", f"{name}={ip}"]
+    subprocess.run(args, check=True)
+    return yaml.safe_load(out.read_text())
+
+
+def test_lab_addresses_keep_the_real_host_part(real_inventory):
+    addresses = labinv.lab_addresses(str(real_inventory), "10.89.210.0/24")
+    assert addresses["pi-master"] == "10.89.210.10"
+    assert addresses["pi-worker-07"] == "10.89.210.16"
+    assert len(set(addresses.values())) == 7
+
+
+def test_lab_addresses_fallback_without_real_address(tmp_path):
+    src = tmp_path / "hosts.yml"
+    src.write_text(yaml.safe_dump(labinv.FALLBACK_INVENTORY, sort_keys=False))
+    addresses = labinv.lab_addresses(str(src), "10.0.5.0/24")
+    assert addresses["pi-master"] == "10.0.5.10"
+    assert len(set(addresses.values())) == 7
+
+
+def test_generated_inventory_has_the_real_groups(real_inventory, tmp_path):
+    lab = _write(real_inventory, tmp_path)
+    real = yaml.safe_load(real_inventory.read_text())
+
+    def groups(node, acc):
+        for name, child in (node.get("children") or {}).items():
+            acc[name] = sorted((child or {}).get("hosts") or {})
+            groups(child or {}, acc)
+        return acc
+
+    assert groups(lab["all"], {}) == groups(real["all"], {})
+    assert lab["all"]["vars"]["lab_network_subnet"] == "10.89.210.0/24"
+    assert lab["all"]["vars"]["lab_network_gateway"] == "10.89.210.1"
+    master = lab["all"]["children"]["k3s_cluster"]["children"]["k3s_server"]["hosts"]["pi-master"]
+    assert master["ansible_host"] == "10.89.210.10"
+    assert master["ansible_user"] == "pi"
+    assert master["ansible_ssh_private_key_file"] == "/k/id_ed25519"
+    assert "StrictHostKeyChecking=no" in master["ansible_ssh_common_args"]
+    assert "UserKnownHostsFile=/dev/null" in master["ansible_ssh_common_args"]
+    assert master["node_note"] == "n0"  # other host variables of the real inventory are kept
+
+
+def test_generated_inventory_partial(real_inventory, tmp_path):
+    lab = _write(real_inventory, tmp_path, "--partial")
+    text = yaml.safe_dump(lab)
+    assert "pi-worker-02" in text
+    assert "pi-worker-05" not in text
+
+
+def test_lab_group_vars_link_the_real_ones():
+    lab_all = REPO / "inventory" / "lab" / "group_vars" / "all"
+    for name in ("cluster.yml", "main.yml", "vault.yml"):
+        link = lab_all / name
+        assert link.is_symlink(), name
+        assert link.resolve() == (REPO / "inventory" / "group_vars" / "all" / name).resolve()
+    overrides = yaml.safe_load((lab_all / "zz_lab.yml").read_text())
+    assert overrides["pi_cluster_lab"] is True
+    # literal values (testinfra reads variables untemplated); lab/lab.sh creates the network from them
+    subnet = ipaddress.ip_network(overrides["pi_cluster_subnet"])
+    assert ipaddress.ip_address(overrides["pi_cluster_gateway"]) == subnet.network_address + 1
+    assert labinv.lab_addresses(str(REPO / "inventory" / "hosts.yml"), str(subnet))
+
+
+def _baked() -> set[str]:
+    lines = (REPO / "lab" / "packages.txt").read_text().splitlines()
+    return {line.split("#", 1)[0].strip() for line in lines} - {""}
+
+
+def test_roles_packages_are_baked_into_the_lab_image():
+    """Every package of a role's *_packages default is in lab/packages.txt (else converge pays apt)."""
+    missing = {}
+    for defaults in sorted(REPO.glob("roles/*/defaults/main.yml")):
+        data = yaml.safe_load(defaults.read_text()) or {}
+        for key, value in data.items():
+            if key.endswith("_packages") and isinstance(value, list):
+                absent = sorted(p for p in value if isinstance(p, str) and "{{" not in p and p not in _baked())
+                if absent:
+                    missing[key] = absent
+    assert not missing, f"add to lab/packages.txt: {missing}"
+
+
+def test_image_basics_are_in_the_package_list():
+    assert {"python3", "openssh-server", "systemd", "systemd-sysv", "sudo", "iproute2", "dbus"} <= _baked()
+
+
+RECAP_LOG = """\
+PLAY [x] ***
+
+TASK [y] ***
+ok: [a]
+
+PLAY RECAP *********************************************************************
+localhost                  : ok=4    changed=0    unreachable=0    failed=0    skipped=0    rescued=0    ignored=0
+pi-master                  : ok=92   changed=0    unreachable=0    failed=0    skipped=50   rescued=0    ignored=0
+pi-worker-05               : ok=1    changed=0    unreachable=1    failed=0    skipped=0    rescued=0    ignored=0
+
+
+TASKS RECAP ****
+"""
+
+
+def test_recap_parser_and_checks():
+    parsed = recap.parse_recap(RECAP_LOG)
+    assert parsed["pi-master"]["ok"] == 92
+    assert parsed["pi-worker-05"]["unreachable"] == 1
+    hosts = {"pi-master", "pi-worker-05"}
+    assert recap.check_fault(parsed, "pi-worker-05", hosts) == []
+    assert recap.check_fault(parsed, "pi-master", hosts)  # pi-master was not the one that went away
+    assert recap.check_rerun(parsed, "pi-worker-05", hosts)  # still unreachable: not a good re-run
+    rerun = {"pi-master": dict(parsed["pi-master"], changed=1), "pi-worker-05": dict(parsed["pi-master"])}
+    expected = ["pi-master reported changed=1 on the re-run (expected 0)"]
+    assert recap.check_rerun(rerun, "pi-worker-05", hosts) == expected
+
+
+def test_recap_parser_needs_a_recap():
+    with pytest.raises(ValueError, match="no PLAY RECAP"):
+        recap.parse_recap("nothing here")
