@@ -134,7 +134,6 @@ def _reset(tmp_path, *extra):
 
 
 @pytest.mark.ansible
-@pytest.mark.ansible
 def test_reset_under_limit_without_a_terminal_is_refused_before_any_node_task(tmp_path):
     result = _reset(tmp_path)
     assert result.returncode != 0
@@ -143,7 +142,6 @@ def test_reset_under_limit_without_a_terminal_is_refused_before_any_node_task(tm
     assert "Remove the k3s" not in result.stdout.split("Stop unless confirmed")[-1].split("PLAY RECAP")[0]
 
 
-@pytest.mark.ansible
 @pytest.mark.ansible
 def test_reset_confirmed_goes_on_to_the_node(tmp_path):
     result = _reset(tmp_path, "-e", "confirm_reset=yes")
@@ -171,7 +169,6 @@ def test_reboot_handlers_go_one_node_at_a_time_and_wait_for_ready():
     assert "kubelet.kubeconfig get node" in ready and "grep -qx True" in ready
 
 
-@pytest.mark.ansible
 @pytest.mark.ansible
 def test_seven_changed_hosts_record_their_pending_reboot_through_the_real_handler(tmp_path):
     """The lab path of the handler, on seven hosts (local connection stands in for the nodes)."""
