@@ -187,6 +187,13 @@ def lab_addresses(src: str, subnet: str) -> dict[str, str]:
     return out
 
 
+# The only variables the lab inventory adds to or changes from the real one (tests/test_lab_tooling.py
+# compares `ansible-inventory --list` of both): per host, what physically differs...
+LAB_HOST_VARS = frozenset({"ansible_host", "ansible_ssh_private_key_file", "ansible_ssh_common_args"})
+# ...for all hosts, the podman network and throwaway key (lab_*), and inventory/lab/group_vars/all/zz_lab.yml.
+LAB_GROUP_VARS = frozenset({"lab_network", "lab_network_subnet", "lab_network_gateway", "lab_ssh_key"})
+
+
 def write_inventory(args: argparse.Namespace) -> None:
     import yaml  # noqa: PLC0415
 
@@ -205,16 +212,15 @@ def write_inventory(args: argparse.Namespace) -> None:
     for name in host_names(inv):
         if name not in addresses:
             continue
-        # Host variables of the real inventory (inline and inventory/host_vars/NAME.yml) are kept, the
-        # connection variables are replaced: host variables in the inventory file beat group_vars.
+        # Host variables of the real inventory (inline and inventory/host_vars/NAME.yml) are kept; only
+        # what physically differs is set (LAB_HOST_VARS): the address and the SSH key and options.
+        # The login user, interpreter etc. come from the real group_vars, as on the real Pis.
         hv = real_host_vars(args.src, inv, name)
         hv.update(
             {
                 "ansible_host": addresses[name],
-                "ansible_user": "pi",
                 "ansible_ssh_private_key_file": args.key,
                 "ansible_ssh_common_args": ssh_args,
-                "ansible_python_interpreter": "/usr/bin/python3",
             }
         )
         merged[name] = hv

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
+import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -149,7 +152,7 @@ def test_generated_inventory_has_the_real_groups(real_inventory, tmp_path):
     assert lab["all"]["vars"]["lab_network_gateway"] == "10.89.210.1"
     master = lab["all"]["children"]["k3s_cluster"]["children"]["k3s_server"]["hosts"]["pi-master"]
     assert master["ansible_host"] == "10.89.210.10"
-    assert master["ansible_user"] == "pi"
+    assert "ansible_user" not in master  # the real group_vars give it (pi_cluster_admin_user)
     assert master["ansible_ssh_private_key_file"] == "/k/id_ed25519"
     assert "StrictHostKeyChecking=no" in master["ansible_ssh_common_args"]
     assert "UserKnownHostsFile=/dev/null" in master["ansible_ssh_common_args"]
@@ -175,6 +178,96 @@ def test_lab_group_vars_link_the_real_ones():
     subnet = ipaddress.ip_network(overrides["pi_cluster_subnet"])
     assert ipaddress.ip_address(overrides["pi_cluster_gateway"]) == subnet.network_address + 1
     assert labinv.lab_addresses(str(REPO / "inventory" / "hosts.yml"), str(subnet))
+
+
+# Hand-written: the only variables the lab may set that the real inventory does not (or sets
+# differently). Anything else would let the lab paper over a missing or wrong real variable.
+LAB_ONLY_VARIABLES = {
+    # per host: what physically differs (address; SSH key and options of the throwaway lab key)
+    "ansible_host",
+    "ansible_ssh_private_key_file",
+    "ansible_ssh_common_args",
+    # the podman network and the lab key's path (lab_* names no role reads)
+    "lab_network",
+    "lab_network_subnet",
+    "lab_network_gateway",
+    "lab_ssh_key",
+    # inventory/lab/group_vars/all/zz_lab.yml: the lab switch, the lab network's addresses, the lab key
+    "pi_cluster_lab",
+    "pi_cluster_subnet",
+    "pi_cluster_gateway",
+    "pi_cluster_dns_servers",
+    "pi_cluster_ssh_public_key",
+}
+
+
+def _inventory_list(inventory: Path) -> dict:
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-inventory"),
+            "-i",
+            str(inventory),
+            "--list",
+            "--vault-password-file",
+            str(REPO / "lab" / "vault-password.txt"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+    )
+    return json.loads(out.stdout)["_meta"]["hostvars"]
+
+
+def test_lab_inventory_differs_from_the_real_one_only_in_what_physically_differs(tmp_path):
+    """`ansible-inventory --list` of the real inventory and of the lab inventory that labinv writes:
+    per host, every variable that is added, dropped or changed is in LAB_ONLY_VARIABLES."""
+    real = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventory", real, symlinks=True, ignore=shutil.ignore_patterns("hosts.yml", ".*"))
+    shutil.copy(REPO / "inventory" / "hosts.yml", real / "hosts.yml")
+    assert labinv.LAB_HOST_VARS | labinv.LAB_GROUP_VARS <= LAB_ONLY_VARIABLES
+    zz_lab = yaml.safe_load((real / "lab" / "group_vars" / "all" / "zz_lab.yml").read_text())
+    assert set(zz_lab) <= LAB_ONLY_VARIABLES, set(zz_lab) - LAB_ONLY_VARIABLES
+    addresses = labinv.lab_addresses(str(real / "hosts.yml"), "10.89.210.0/24")
+    cmd = [sys.executable, str(REPO / "lab" / "labinv.py"), "write", str(real / "hosts.yml"), str(real / "lab" / "hosts.yml")]
+    cmd += ["--key", "/k/id_ed25519", "--network", "pi-cluster-lab", "--subnet", "10.89.210.0/24"]
+    cmd += ["--gateway", "10.89.210.1"]
+    for name, ip in addresses.items():
+        cmd += ["--address", f"{name}={ip}"]
+    subprocess.run(cmd, check=True)
+    real_vars = _inventory_list(real / "hosts.yml")
+    lab_vars = _inventory_list(real / "lab" / "hosts.yml")
+    assert set(real_vars) == set(lab_vars) == set(addresses)
+    for host in sorted(real_vars):
+        keys = set(real_vars[host]) | set(lab_vars[host])
+        differ = {k for k in keys if real_vars[host].get(k, KeyError) != lab_vars[host].get(k, KeyError)}
+        assert differ <= LAB_ONLY_VARIABLES, f"{host}: the lab sets {sorted(differ - LAB_ONLY_VARIABLES)}"
+        # the first-login variables come from the real group_vars, identical in both
+        assert lab_vars[host]["ansible_user"] == real_vars[host]["ansible_user"] == "{{ pi_cluster_admin_user }}"
+        assert lab_vars[host]["ansible_host"] == addresses[host]
+
+
+def test_real_inventory_logs_in_as_the_admin_user():
+    """Templated as Ansible does at connection time: pi-worker-03 is reached as pi_cluster_admin_user."""
+    out = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible"),
+            "-i",
+            str(REPO / "inventory" / "hosts.yml"),
+            "pi-worker-03",
+            "-m",
+            "ansible.builtin.debug",
+            "-a",
+            "msg={{ ansible_user }}@{{ ansible_host }}:{{ ansible_python_interpreter }}",
+            "--vault-password-file",
+            str(REPO / "lab" / "vault-password.txt"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+    )
+    assert '"msg": "pi@192.168.10.12:/usr/bin/python3"' in out.stdout, out.stdout
 
 
 def _baked() -> set[str]:
