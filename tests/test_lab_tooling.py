@@ -229,7 +229,13 @@ def test_lab_inventory_differs_from_the_real_one_only_in_what_physically_differs
     zz_lab = yaml.safe_load((real / "lab" / "group_vars" / "all" / "zz_lab.yml").read_text())
     assert set(zz_lab) <= LAB_ONLY_VARIABLES, set(zz_lab) - LAB_ONLY_VARIABLES
     addresses = labinv.lab_addresses(str(real / "hosts.yml"), "10.89.210.0/24")
-    cmd = [sys.executable, str(REPO / "lab" / "labinv.py"), "write", str(real / "hosts.yml"), str(real / "lab" / "hosts.yml")]
+    cmd = [
+        sys.executable,
+        str(REPO / "lab" / "labinv.py"),
+        "write",
+        str(real / "hosts.yml"),
+        str(real / "lab" / "hosts.yml"),
+    ]
     cmd += ["--key", "/k/id_ed25519", "--network", "pi-cluster-lab", "--subnet", "10.89.210.0/24"]
     cmd += ["--gateway", "10.89.210.1"]
     for name, ip in addresses.items():
