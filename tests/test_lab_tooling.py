@@ -276,26 +276,85 @@ def test_real_inventory_logs_in_as_the_admin_user():
     assert '"msg": "pi@192.168.10.12:/usr/bin/python3"' in out.stdout, out.stdout
 
 
-def _baked() -> set[str]:
-    lines = (REPO / "lab" / "packages.txt").read_text().splitlines()
-    return {line.split("#", 1)[0].strip() for line in lines} - {""}
+def _lab_packages() -> dict[str, set[str]]:
+    """lab/packages.txt as {suite: packages} ("<package> [suite]" lines, no suite = both)."""
+    out: dict[str, set[str]] = {"bookworm": set(), "trixie": set()}
+    for line in (REPO / "lab" / "packages.txt").read_text().splitlines():
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        assert len(words) <= 2 and (len(words) == 1 or words[1] in out), line
+        for suite in out if len(words) == 1 else [words[1]]:
+            out[suite].add(words[0])
+    return out
 
 
-def test_roles_packages_are_baked_into_the_lab_image():
-    """Every package of a role's *_packages default is in lab/packages.txt (else converge pays apt)."""
-    missing = {}
+def _lite_manifest() -> dict[str, set[str]]:
+    """lab/raspios-lite-manifest.txt as {suite: names} (Debian stand-ins count for both suites)."""
+    out: dict[str, set[str]] = {"bookworm": set(), "trixie": set()}
+    for line in (REPO / "lab" / "raspios-lite-manifest.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where, _, names = line.partition(":")
+        for suite in out if where in ("both", "stand-in") else [where]:
+            out[suite] |= set(names.split())
+    return out
+
+
+def _role_packages() -> dict[str, list[str]]:
+    found = {}
     for defaults in sorted(REPO.glob("roles/*/defaults/main.yml")):
         data = yaml.safe_load(defaults.read_text()) or {}
         for key, value in data.items():
             if key.endswith("_packages") and isinstance(value, list):
-                absent = sorted(p for p in value if isinstance(p, str) and "{{" not in p and p not in _baked())
-                if absent:
-                    missing[key] = absent
-    assert not missing, f"add to lab/packages.txt: {missing}"
+                found[key] = [p for p in value if isinstance(p, str) and "{{" not in p]
+    return found
 
 
-def test_image_basics_are_in_the_package_list():
-    assert {"python3", "openssh-server", "systemd", "systemd-sysv", "sudo", "iproute2", "dbus"} <= _baked()
+def test_lab_image_is_a_fresh_lite_image():
+    """Every package of the lab image is one a fresh Raspberry Pi OS Lite of that release holds."""
+    manifest = _lite_manifest()
+    for suite, packages in _lab_packages().items():
+        assert packages - manifest[suite] == set(), f"{suite}: not on a fresh Lite image"
+
+
+def test_lab_image_holds_no_package_a_role_installs():
+    """A role's package is in the image only when a fresh Lite image ships it anyway (curl, ssh...):
+    chrony, open-iscsi, nfs-common, cryptsetup, iptables... are installed by the roles at converge."""
+    manifest = _lite_manifest()
+    lab = _lab_packages()
+    role_packages = _role_packages()
+    assert role_packages["base_os_packages"] and role_packages["storage_prereqs_packages"]
+    for suite in lab:
+        for key, packages in role_packages.items():
+            baked = sorted(p for p in packages if p in lab[suite] and p not in manifest[suite])
+            assert not baked, f"{suite}: {key} {baked} pre-installed in the lab image"
+    # hand-written: what the roles must install themselves in the lab (none of it is on Lite)
+    for pkg in ("chrony", "open-iscsi", "cryptsetup", "iptables", "nfs-kernel-server", "python3-kubernetes"):
+        assert all(pkg not in packages for packages in lab.values()), pkg
+    assert "nfs-common" not in lab["trixie"] | lab["bookworm"]
+
+
+def test_lab_image_has_what_each_release_boots_with():
+    lab = _lab_packages()
+    base = {"python3", "openssh-server", "systemd", "systemd-sysv", "sudo", "systemd-timesyncd"}
+    assert base <= lab["bookworm"] and base <= lab["trixie"]
+    assert {"cloud-init", "systemd-zram-generator"} <= lab["trixie"] - lab["bookworm"]
+    assert "dphys-swapfile" in lab["bookworm"] - lab["trixie"]
+
+
+def test_package_list_per_suite_of_lab_sh():
+    """lab/lab.sh's own parser reads the same lists."""
+    for suite, packages in _lab_packages().items():
+        out = subprocess.run(
+            ["bash", "-c", f'source <(sed -n "/^package_list()/,/^}}/p" lab/lab.sh); LAB_DIR=lab package_list {suite}'],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        assert set(out.stdout.strip().split(",")) == packages
 
 
 RECAP_LOG = """\
