@@ -12,7 +12,7 @@
 #                            ansible-playbook -i inventory/lab/hosts.yml site.yml --vault-password-file
 #                            lab/vault-password.txt --skip-tags molecule-notest [args...]
 #   lab/lab.sh status        the lab's containers
-#   lab/lab.sh ssh HOST [cmd...]  SSH to a lab host as pi with the lab key
+#   lab/lab.sh ssh HOST [cmd...]  SSH to a lab host as the admin user with the lab key
 #   lab/lab.sh down          remove containers, network and the generated inventory (= make lab-destroy)
 #   lab/lab.sh destroy-all   down + the cached image, rootfs tarball and SSH key
 #
@@ -355,6 +355,8 @@ boot_files() {
             -e "{\"lab_boot_root\": \"${BOOT_ROOT}\", \"lab_new_hosts\": $(json_list "$@"), \"lab_trixie_hosts\": $(json_list "${trixie[@]}")}" \
             >"${CACHE_DIR}/boot-files.log" 2>&1
     ) || { tail -30 "${CACHE_DIR}/boot-files.log" >&2; die "rpi_image did not write the boot files (log: ${CACHE_DIR}/boot-files.log)"; }
+    # as on the FAT boot partition (mounted with fmask=0022): every file 0755
+    for h in "$@"; do find "${BOOT_ROOT}/${h}" -type f -exec chmod 0755 {} +; done
     log "boot files of $# host(s) written by the rpi_image role in $((SECONDS - t0)) s"
 }
 
@@ -381,13 +383,12 @@ wait_hosts() {
 wait_host() {
     local h="$1" deadline="$2" state ip user
     user="$(labinv var pi_cluster_admin_user)"
-    ip="$(container_ip "${h}")"
     while :; do
         if [[ "$(podman inspect -f '{{.State.Running}}' "${h}")" != true ]]; then
             log "${h}: rebooted by its first boot; starting it again"
             podman start "${h}" >/dev/null
-            ip="$(container_ip "${h}")"
         fi
+        ip="$(container_ip "${h}" 2>/dev/null || true)"
         state="$(podman exec "${h}" systemctl is-system-running 2>/dev/null || true)"
         if [[ "${state}" == running || "${state}" == degraded ]] \
             && ssh "${ssh_opts[@]}" -i "${KEY}" "${user}@${ip}" true 2>/dev/null; then
@@ -445,7 +446,7 @@ cmd_status() {
 cmd_ssh() {
     local h="${1:?usage: lab/lab.sh ssh HOST [command...]}"
     shift
-    exec ssh "${ssh_opts[@]}" -i "${KEY}" "pi@$(container_ip "${h}")" "$@"
+    exec ssh "${ssh_opts[@]}" -i "${KEY}" "$(labinv var pi_cluster_admin_user)@$(container_ip "${h}")" "$@"
 }
 
 cmd_down() {
