@@ -23,7 +23,7 @@
 #                     (default: pi-master pi-worker-02 pi-worker-03 pi-worker-04)
 #   LAB_APT_CACHE=0   no apt-cacher-ng on the host (default: started on port 3142 and used by the
 #                     image build and by the containers' apt)
-#   LAB_BOOT_TIMEOUT  seconds to wait for systemd + sshd in all containers (default 120, arm64 600)
+#   LAB_BOOT_TIMEOUT  seconds to wait for the first boot + sshd in all containers (default 300, arm64 600)
 #   XDG_CACHE_HOME    cache root (image tarball + key under ${XDG_CACHE_HOME:-$HOME/.cache}/pi-cluster/lab)
 #
 # Never edits system files: podman reads lab/containers.conf through CONTAINERS_CONF.
@@ -54,7 +54,7 @@ BOOT_ROOT="${REPO_ROOT}/.cache/lab-boot"
 FACT_CACHE="${REPO_ROOT}/.cache/lab-facts"
 VENV="${PI_CLUSTER_VENV:-${XDG_CACHE_HOME:-${HOME}/.cache}/pi-cluster/venv}"
 if [[ "${LAB_ARCH}" == "${NATIVE_ARCH}" ]]; then
-    BOOT_TIMEOUT="${LAB_BOOT_TIMEOUT:-120}"
+    BOOT_TIMEOUT="${LAB_BOOT_TIMEOUT:-300}"
 else
     BOOT_TIMEOUT="${LAB_BOOT_TIMEOUT:-600}"
 fi
