@@ -8,6 +8,7 @@ import ipaddress
 import json
 import os
 import shutil
+import tempfile
 import subprocess
 import sys
 from pathlib import Path
@@ -389,3 +390,42 @@ def test_recap_parser_and_checks():
 def test_recap_parser_needs_a_recap():
     with pytest.raises(ValueError, match="no PLAY RECAP"):
         recap.parse_recap("nothing here")
+
+
+def test_system_deps_names_missing_packages_when_not_root():
+    """scripts/system-deps.sh (make system-deps, called by make test / make lab) as a non-root user:
+    nothing installed, a clear error naming exactly the missing packages."""
+    with tempfile.TemporaryDirectory(prefix="pi-cluster-sysdeps-") as tmp:  # readable by the other user
+        _system_deps_as_other_user(Path(tmp))
+
+
+def _system_deps_as_other_user(tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    shutil.copy(REPO / "scripts" / "system-deps.sh", scripts / "system-deps.sh")
+    (scripts / "system-packages.txt").write_text("# comment\nbash\npi-cluster-no-such-package\n\ncoreutils\n")
+    tmp_path.chmod(0o755)
+    scripts.chmod(0o755)
+    cmd = ["bash", str(scripts / "system-deps.sh")]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "missing Debian packages: pi-cluster-no-such-package\n" in res.stderr
+    assert "run as root, or: sudo apt-get install pi-cluster-no-such-package" in res.stderr
+    assert res.stdout == ""
+
+
+def test_make_targets_install_system_packages_first():
+    """make test / make lab (and every venv) depend on system-deps; .ci/run only calls make test."""
+    out = subprocess.run(
+        ["make", "-n", "-B", "test", "lab"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "VENV": "/nonexistent/venv"},
+    ).stdout.splitlines()
+    assert out[0] == "bash scripts/system-deps.sh", out[:3]
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make test" in ci and "apt-get" not in ci and "system-deps" not in ci
