@@ -280,7 +280,8 @@ def test_image_per_host_and_idempotent(tmp_path, style):
 def test_image_style_override_and_messy_cmdline(tmp_path):
     """Forced bookworm on a trixie-looking image; cmdline with cgroup_memory=0, a duplicate flag and a
     user's own cgroup_enable=cpuset (kept)."""
-    messy = CMDLINE.rstrip("\n") + " cgroup_memory=0 cgroup_enable=memory quiet cgroup_enable=cpuset cgroup_enable=memory\n"
+    messy = CMDLINE.rstrip("\n") + " cgroup_memory=0 cgroup_enable=memory quiet"
+    messy += " cgroup_enable=cpuset cgroup_enable=memory\n"
     base = make_image(tmp_path / "base.img", "trixie", cmdline=messy)
     inventory = write_inventory(tmp_path)
     out = tmp_path / "images"
