@@ -470,6 +470,12 @@ cmd_down() {
         podman network rm -f "${LAB_NETWORK}" >/dev/null
         log "removed network ${LAB_NETWORK}"
     fi
+    # CNI address leases of containers whose teardown failed (seen after a "Joining network namespace"
+    # error) would block the fixed addresses of the next `up`: the network is gone, so are they
+    if [[ -d "/var/lib/cni/networks/${LAB_NETWORK}" ]]; then
+        rm -rf "/var/lib/cni/networks/${LAB_NETWORK:?}"
+        log "removed stale address leases of ${LAB_NETWORK}"
+    fi
     rm -f "${LAB_INVENTORY}"
     rm -rf "${FACT_CACHE}" "${BOOT_ROOT}"
 }
