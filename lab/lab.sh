@@ -328,6 +328,9 @@ cmd_up() {
             --ip "${lab_ip[${h}]:?no lab address for ${h}}" --label "${LAB_LABEL}=1" \
             -v "${BOOT_ROOT}/${h}:/boot/firmware" "${apt_args[@]}" "${arch_args[@]}" \
             "$(image_ref "$(host_suite "${h}")")" >/dev/null
+        # The image was built minutes ago; a Lite image someone flashes is weeks old. Its (empty) apt
+        # lists must not look fresh, or apt's cache_valid_time skips the update the roles rely on.
+        podman exec "${h}" touch -d 2000-01-01 /var/lib/apt/lists
         # a new container: facts cached for an older one of the same name are stale
         rm -f "${FACT_CACHE}/${h}"
         created=$((created + 1))
