@@ -6,7 +6,8 @@
 #   bash tests/lab/mutation_check.sh [ROLE...]     (default: base_os storage_prereqs nfs_server k3s_agent)
 #
 # Prints a Markdown table (role left out -> failed tests) and writes it to .cache/mutation/table.md;
-# exits 1 when a role's absence failed no test. Removes the lab at the end.
+# exits 1 when a role's absence failed no test. Removes the lab at the end. A partial lab (LAB_HOSTS)
+# needs MUTATION_CONVERGE_ARGS='-e {"pi_cluster_topology": {...}}' matching its hosts.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -26,7 +27,8 @@ for role in "$@"; do
     t0=${SECONDS}
     bash lab/lab.sh down >/dev/null 2>&1
     bash lab/lab.sh up 2>"${OUT}/${role}-up.log"
-    bash lab/lab.sh converge --skip-tags "${role}" >"${OUT}/${role}-converge.log" 2>&1 \
+    # shellcheck disable=SC2086  # MUTATION_CONVERGE_ARGS: extra ansible-playbook arguments, word-split
+    bash lab/lab.sh converge --skip-tags "${role}" ${MUTATION_CONVERGE_ARGS:-} >"${OUT}/${role}-converge.log" 2>&1 \
         || { tail -20 "${OUT}/${role}-converge.log"; echo "converge without ${role} failed" >&2; exit 2; }
     pytest -p no:cacheprovider -q -rf --hosts="ansible://all" --ansible-inventory=inventory/lab/hosts.yml \
         --connection=ansible molecule/default/tests >"${OUT}/${role}-tests.log" 2>&1 || true
