@@ -250,7 +250,8 @@ def test_lab_inventory_differs_from_the_real_one_only_in_what_physically_differs
         differ = {k for k in keys if real_vars[host].get(k, KeyError) != lab_vars[host].get(k, KeyError)}
         assert differ <= LAB_ONLY_VARIABLES, f"{host}: the lab sets {sorted(differ - LAB_ONLY_VARIABLES)}"
         # the first-login variables come from the real group_vars, identical in both
-        assert lab_vars[host]["ansible_user"] == real_vars[host]["ansible_user"] == "{{ pi_cluster_admin_user }}"
+        admin = real_vars[host]["pi_cluster_admin_user"]
+        assert lab_vars[host]["ansible_user"] == real_vars[host]["ansible_user"] == admin
         assert lab_vars[host]["ansible_host"] == addresses[host]
 
 
