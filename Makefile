@@ -12,13 +12,17 @@ export PI_CLUSTER_CACHE := $(CACHE_DIR)
 LAB_VAULT := --vault-password-file lab/vault-password.txt
 DAGS_MODE ?= git_sync
 
-.PHONY: help venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit unit-fast molecule fault-test reset-test lab-tests test \
-        lab lab-destroy render bench build readmes
+.PHONY: help system-deps venv airflow-venv lint yamllint ansible-lint ruff syntax secrets unit unit-fast molecule fault-test \
+        reset-test lab-tests test lab lab-destroy render bench build readmes
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-$(VENV_STAMP): requirements-dev.txt
+system-deps:  ## apt-get install the Debian packages of scripts/system-packages.txt (root; else names them)
+	bash scripts/system-deps.sh
+
+# python3 -m venv needs Debian's python3-venv: every venv waits for the system packages.
+$(VENV_STAMP): requirements-dev.txt | system-deps
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
@@ -26,7 +30,7 @@ $(VENV_STAMP): requirements-dev.txt
 
 venv: $(VENV_STAMP)  ## create the pinned control-machine venv (cached)
 
-airflow-venv:  ## create the cached Airflow 3.0.2 venv used by the tests
+airflow-venv: system-deps  ## create the cached Airflow 3.0.2 venv used by the tests
 	bash scripts/airflow-venv.sh
 
 yamllint: venv
@@ -54,26 +58,26 @@ unit: venv airflow-venv  ## pytest: unit tests, real PostgreSQL 15 and real Airf
 unit-fast: venv  ## fast tests only (no PostgreSQL, Airflow, ansible-playbook runs, lab or whole-repo scans; pytest.ini)
 	pytest -p no:cacheprovider -q -m "not (postgres or airflow or ansible or lab or slow)" tests
 
-molecule: venv  ## molecule test on the seven-host podman lab (create, converge, idempotence, verify, destroy)
+molecule: system-deps venv  ## molecule test on the seven-host podman lab (create, converge, idempotence, verify, destroy)
 	molecule test -s default
 
-reset-test: venv  ## playbooks/reset.yml on one node holding a k3s agent's leftovers (refused unconfirmed; nothing left; re-run changed=0)
+reset-test: system-deps venv  ## playbooks/reset.yml on one node holding a k3s agent's leftovers (refused unconfirmed; nothing left; re-run changed=0)
 	bash tests/lab/reset_test.sh
 
-fault-test: venv  ## stop one lab host mid-converge; the other six finish; a re-run converges it
+fault-test: system-deps venv  ## stop one lab host mid-converge; the other six finish; a re-run converges it
 	bash tests/lab/fault_test.sh
 
-lab-tests: venv  ## molecule on the lab, then the fault test on the same lab, then remove it
+lab-tests: system-deps venv  ## molecule on the lab, then the fault test on the same lab, then remove it
 	bash lab/lab.sh down
 	molecule test -s default --destroy never && bash tests/lab/fault_test.sh; rc=$$?; bash lab/lab.sh down; exit $$rc
 
-test: lint syntax secrets unit lab-tests  ## everything CI runs
+test: system-deps lint syntax secrets unit lab-tests  ## everything CI runs (installs what it needs first)
 
-lab: venv  ## stand up the seven podman hosts and run site.yml against them
+lab: system-deps venv  ## stand up the seven podman hosts and run site.yml against them
 	bash lab/lab.sh up
 	bash lab/lab.sh converge
 
-lab-destroy:  ## remove every container, network and generated file of the lab
+lab-destroy: system-deps  ## remove every container, network and generated file of the lab
 	bash lab/lab.sh down
 
 render: venv  ## render every Helm values file and manifest into build/rendered (DAGS_MODE=git_sync|rwx_pvc)

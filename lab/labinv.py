@@ -6,6 +6,7 @@
                                       SUITE-updates, SUITE-security, as the machine has them)
     labinv.py hosts SRC               print the host names of inventory SRC, one per line
     labinv.py lab-var NAME            print variable NAME of inventory/lab/group_vars/all/zz_lab.yml
+    labinv.py var NAME                print variable NAME of the real group_vars/all/main.yml (literal)
     labinv.py addresses SRC SUBNET    print "NAME IP" per host: a fixed lab address in SUBNET that keeps
                                       the last octet of the host's real ansible_host (a DHCP reservation
                                       stand-in), else .10 + the host's index
@@ -94,8 +95,16 @@ def _strip_options(words: list[str]) -> list[str]:
 
 
 def mirror_for(suite: str) -> str:
-    for entry in _apt_entries():
-        if suite in entry["suites"] and "main" in entry["components"] and entry["uris"]:
+    """URI of the machine's apt source serving SUITE main. A suite the machine does not use (trixie on
+    a bookworm machine) comes from the same Debian mirror: the source of another suite of the same
+    kind (`-security` with `-security`, the others with the others)."""
+    entries = [e for e in _apt_entries() if "main" in e["components"] and e["uris"]]
+    for entry in entries:
+        if suite in entry["suites"]:
+            return entry["uris"][0].rstrip("/")
+    security = suite.endswith("-security")
+    for entry in entries:
+        if any(s.endswith("-security") == security for s in entry["suites"]):
             return entry["uris"][0].rstrip("/")
     raise SystemExit(f"labinv: no enabled apt source serves '{suite} main' in {APT_DIR}")
 
@@ -103,8 +112,12 @@ def mirror_for(suite: str) -> str:
 def sources_for(suite: str) -> str:
     """deb822 text for the image: the machine's URIs for SUITE, SUITE-updates and SUITE-security."""
     stanzas = []
+    known = {s for e in _apt_entries() if "main" in e["components"] for s in e["suites"]}
     for suites in ([suite, f"{suite}-updates"], [f"{suite}-security"]):
-        found = [s for s in suites if any(s in e["suites"] and "main" in e["components"] for e in _apt_entries())]
+        # a suite the machine does not use: the kinds (-updates, -security) the machine has for its own
+        found = [s for s in suites if s in known or any(k.endswith(s[len(suite) :]) for k in known if "-" in k)]
+        if suite in suites:
+            found = [suite, *[s for s in found if s != suite]]
         if not found:
             continue
         stanzas.append(
@@ -187,6 +200,13 @@ def lab_addresses(src: str, subnet: str) -> dict[str, str]:
     return out
 
 
+# The only variables the lab inventory adds to or changes from the real one (tests/unit/test_lab_tooling.py
+# compares `ansible-inventory --list` of both): per host, what physically differs...
+LAB_HOST_VARS = frozenset({"ansible_host", "ansible_ssh_private_key_file", "ansible_ssh_common_args"})
+# ...for all hosts, the podman network and throwaway key (lab_*), and inventory/lab/group_vars/all/zz_lab.yml.
+LAB_GROUP_VARS = frozenset({"lab_network", "lab_network_subnet", "lab_network_gateway", "lab_ssh_key"})
+
+
 def write_inventory(args: argparse.Namespace) -> None:
     import yaml  # noqa: PLC0415
 
@@ -205,16 +225,15 @@ def write_inventory(args: argparse.Namespace) -> None:
     for name in host_names(inv):
         if name not in addresses:
             continue
-        # Host variables of the real inventory (inline and inventory/host_vars/NAME.yml) are kept, the
-        # connection variables are replaced: host variables in the inventory file beat group_vars.
+        # Host variables of the real inventory (inline and inventory/host_vars/NAME.yml) are kept; only
+        # what physically differs is set (LAB_HOST_VARS): the address and the SSH key and options.
+        # The login user, interpreter etc. come from the real group_vars, as on the real Pis.
         hv = real_host_vars(args.src, inv, name)
         hv.update(
             {
                 "ansible_host": addresses[name],
-                "ansible_user": "pi",
                 "ansible_ssh_private_key_file": args.key,
                 "ansible_ssh_common_args": ssh_args,
-                "ansible_python_interpreter": "/usr/bin/python3",
             }
         )
         merged[name] = hv
@@ -265,6 +284,8 @@ def main() -> None:
     p.add_argument("src")
     p = sub.add_parser("lab-var")
     p.add_argument("name")
+    p = sub.add_parser("var")
+    p.add_argument("name")
     p = sub.add_parser("addresses")
     p.add_argument("src")
     p.add_argument("subnet")
@@ -289,6 +310,13 @@ def main() -> None:
         if args.name not in lab_vars:
             raise SystemExit(f"labinv: {args.name} is not set in {LAB_VARS}")
         print(lab_vars[args.name])
+    elif args.cmd == "var":
+        import yaml  # noqa: PLC0415
+
+        real = yaml.safe_load((LAB_VARS.parent / "main.yml").read_text(encoding="utf-8")) or {}
+        if args.name not in real:
+            raise SystemExit(f"labinv: {args.name} is not set in {LAB_VARS.parent / 'main.yml'}")
+        print(real[args.name])
     elif args.cmd == "addresses":
         for name, ip in lab_addresses(args.src, args.subnet).items():
             print(name, ip)

@@ -5,6 +5,7 @@ recap.py LOG                          print the recap as JSON {host: {ok, change
 recap.py LOG --check-fault VICTIM     run 1 of the fault test: VICTIM unreachable (or failed),
                                       every other host finished with failed=0 unreachable=0
 recap.py LOG --check-rerun VICTIM     run 2: every host ok, no failure, changed=0 on all but VICTIM
+recap.py LOG --check-clean            every host ok, no failure, changed=0 (check mode, idempotence)
 """
 
 from __future__ import annotations
@@ -79,14 +80,15 @@ def main() -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--check-fault", metavar="VICTIM")
     group.add_argument("--check-rerun", metavar="VICTIM")
+    group.add_argument("--check-clean", action="store_true")
     parser.add_argument("--hosts", default="", help="space-separated hosts that must be in the recap")
     args = parser.parse_args()
     recap = parse_recap(Path(args.log).read_text(encoding="utf-8", errors="replace"))
     expected = set(args.hosts.split()) or {h for h in recap if h != "localhost"}
     if args.check_fault:
         problems = check_fault(recap, args.check_fault, expected)
-    elif args.check_rerun:
-        problems = check_rerun(recap, args.check_rerun, expected)
+    elif args.check_rerun or args.check_clean:
+        problems = check_rerun(recap, args.check_rerun or "", expected)
     else:
         print(json.dumps(recap, indent=1))
         return 0
