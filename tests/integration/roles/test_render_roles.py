@@ -39,7 +39,9 @@ VARIANT = {
     "airflow_ingress_cert_manager_issuer": "letsencrypt",
     "velero_storage_mode": "minio",
     "velero_s3_prefix": "pi-cluster",
-    "airflow_config_overrides": {"scheduler": {"dag_dir_list_interval": "120"}},
+    # Overriding [core] must keep the role's parallelism and auth_manager (recursive merge).
+    "airflow_config_overrides": {"scheduler": {"dag_dir_list_interval": "120"},
+                                 "core": {"default_timezone": "Europe/Madrid", "parallelism": "4"}},
 }
 
 VALUES_CHARTS = {
@@ -95,7 +97,7 @@ def test_every_release_and_manifest_is_rendered(rendered):
     for name, directory in rendered.items():
         files = sorted(p.name for p in Path(directory).iterdir())
         for expected in list(VALUES_CHARTS) + [
-            "longhorn-namespace.yaml", "longhorn-node-labels.patch.yaml", "longhorn-local-path-not-default.patch.yaml",
+            "longhorn-namespace.yaml", "longhorn-node-labels.patch.yaml",
             "nfs-provisioner-namespace.yaml", "velero-namespace.yaml", "velero-credentials.secret.yaml",
             "app-database-namespace.yaml", "app-database-auth.secret.yaml", "airflow-namespace.yaml",
             "airflow-secrets.secret.yaml", "airflow-jobs-rbac.yaml",
@@ -247,9 +249,24 @@ def test_airflow_release_settings(rendered):
     assert ingress["hosts"][0]["tls"] == {"enabled": True, "secretName": "airflow-tls"}
     variant = values(rendered["variant"], "airflow.values.yaml")["ingress"]["apiServer"]
     assert variant["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    assert af["config"]["core"] == {
+        "parallelism": "8", "auth_manager": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"}
+    assert af["config"]["api"] == {"base_url": "https://airflow.stratdata.org", "workers": "1"}
     for component in ("scheduler", "apiServer", "dagProcessor", "triggerer", "statsd"):
         res = af[component]["resources"]
         assert res["requests"]["cpu"] and res["requests"]["memory"] and res["limits"]["memory"], component
+
+
+def test_airflow_config_overrides_merge_key_by_key(rendered):
+    """A [core] override keeps the role's auth_manager; the keys it names win; new sections are added."""
+    config = values(rendered["variant"], "airflow.values.yaml")["config"]
+    assert config["core"] == {
+        "parallelism": "4", "default_timezone": "Europe/Madrid",
+        "auth_manager": "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"}
+    assert config["api"]["base_url"] == "https://airflow.stratdata.org"
+    assert config["scheduler"] == {"dag_dir_list_interval": "120"}
+    text = (Path(rendered["variant"]) / "airflow.values.yaml").read_text()
+    assert len([line for line in text.splitlines() if line.startswith("config:")]) == 1
 
 
 def test_storage_layers(rendered):
@@ -257,9 +274,8 @@ def test_storage_layers(rendered):
     assert lh["persistence"]["defaultClass"] is True
     assert lh["persistence"]["defaultClassReplicaCount"] == 2
     assert lh["defaultSettings"]["defaultDataPath"] == "/var/lib/longhorn"
-    (patch,) = docs(Path(rendered["git_sync"]) / "longhorn-local-path-not-default.patch.yaml")
-    assert patch["kind"] == "StorageClass" and patch["metadata"]["name"] == "local-path"
-    assert patch["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "false"
+    # k3s_server_disable removes local-storage: no patch of a StorageClass that does not exist.
+    assert not (Path(rendered["git_sync"]) / "longhorn-local-path-not-default.patch.yaml").exists()
     labels = docs(Path(rendered["git_sync"]) / "longhorn-node-labels.patch.yaml")
     assert sorted(d["metadata"]["name"] for d in labels) == ["pi-worker-0%d" % i for i in range(2, 8)]
     nfs = values(rendered["git_sync"], "nfs-subdir-external-provisioner.values.yaml")
