@@ -65,3 +65,93 @@ def test_longhorn_tasks_have_no_local_path_patch():
     main = yaml.safe_load((REPO / "roles" / "longhorn" / "tasks" / "main.yml").read_text())
     assert not [t for t in main if "local-path" in json.dumps(t)]
     assert not list(Path(REPO / "roles" / "longhorn" / "templates").glob("*local-path*"))
+
+
+# -- restore_drill: choosing the backup and the Restore it creates (recorded Velero Backups) ----------------
+
+def run_json_play(tmp_path, play):
+    """A generated play on localhost with the json callback; the task results by task name."""
+    import subprocess
+    import uuid
+
+    from conftest import ansible_env
+
+    path = tmp_path / ("play-%s.json" % uuid.uuid4().hex[:8])
+    path.write_text(json.dumps(play))
+    proc = subprocess.run([str(Path(__import__("sys").executable).parent / "ansible-playbook"), "-i", "localhost,",
+                           "-c", "local", str(path)], cwd=str(REPO), capture_output=True, text=True, timeout=600,
+                          env=ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                                          ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json",
+                                          ANSIBLE_LOCALHOST_WARNING=0, ANSIBLE_INVENTORY_UNPARSED_WARNING=0))
+    try:
+        out = json.loads(proc.stdout)
+    except ValueError as exc:
+        raise AssertionError("no JSON (rc=%d)\n%s\n%s" % (proc.returncode, proc.stdout[-3000:],
+                                                          proc.stderr[-3000:])) from exc
+    return {t["task"]["name"]: t["hosts"]["localhost"] for t in out["plays"][0]["tasks"]}
+
+
+def drill_tasks():
+    tasks = yaml.safe_load((REPO / "roles" / "restore_drill" / "tasks" / "main.yml").read_text())
+    flat = []
+    for task in tasks:
+        flat.append(task)
+        flat.extend(task.get("block", []) + task.get("always", []))
+    return {t["name"]: t for t in flat}
+
+
+def drill_vars(backups):
+    import sys
+
+    defaults = yaml.safe_load((REPO / "roles" / "restore_drill" / "defaults" / "main.yml").read_text())
+    defaults.pop("restore_drill_appdb_password")
+    return dict(defaults, ansible_python_interpreter=sys.executable, restore_drill_backups={"resources": backups})
+
+
+STATES = REPO / "tests" / "data" / "cluster_states"
+
+
+def test_restore_drill_chooses_the_newest_completed_backup_and_maps_the_namespace(tmp_path):
+    tasks = drill_tasks()
+    backups = json.loads((STATES / "healthy" / "backups.json").read_text())["items"]
+    restore = next(t for t in tasks.values() if "kubernetes.core.k8s" in t and t["kubernetes.core.k8s"].get(
+        "definition", {}).get("kind") == "Restore")
+    steps = [tasks["Name the scratch namespace"], tasks["Choose the backup"],
+             tasks["Check that there is a Completed backup of the namespace"], tasks["Say what is restored"],
+             {"name": "render the Restore", "ansible.builtin.set_fact": {
+                 "restore_definition": restore["kubernetes.core.k8s"]["definition"]}}]
+    results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False,
+                                        "vars": drill_vars(backups), "tasks": steps}])
+    for name, result in results.items():
+        assert not result.get("failed"), (name, result.get("msg"))
+    namespace = results["Name the scratch namespace"]["ansible_facts"]["restore_drill_namespace"]
+    assert namespace.startswith("restore-drill-") and len(namespace) <= 63
+    name = results["Choose the backup"]["ansible_facts"]["restore_drill_backup"]["metadata"]["name"]
+    assert name == "velero-daily-20261123020000"
+    assert "then its dump /bitnami/postgresql/velero-dumps/appdb.dump into the scratch database restore_drill" in \
+        results["Say what is restored"]["msg"]
+    definition = results["render the Restore"]["ansible_facts"]["restore_definition"]
+    assert definition["spec"] == {"backupName": name, "includedNamespaces": ["databases"],
+                                  "namespaceMapping": {"databases": namespace}, "restorePVs": True,
+                                  "existingResourcePolicy": "none"}
+
+
+def test_restore_drill_without_a_completed_backup_stops(tmp_path):
+    tasks = drill_tasks()
+    backups = json.loads((STATES / "broken" / "backups.json").read_text())["items"]  # all PartiallyFailed
+    results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False, "vars": drill_vars(backups),
+                                        "tasks": [tasks["Choose the backup"],
+                                                  tasks["Check that there is a Completed backup of the namespace"]]}])
+    check = results["Check that there is a Completed backup of the namespace"]
+    assert check["failed"]
+    assert "No Completed Velero backup that includes namespace databases in velero (3 backup(s) found)" in \
+        " ".join(check["msg"].split())
+
+
+def test_restore_drill_module_task_passes_no_secret_on_a_command_line():
+    task = drill_tasks()["Restore the dump into a scratch database and compare it with the live database"]
+    assert task["no_log"] is True
+    command = task["vars"]["restore_drill_in_pod_command"]
+    # the password comes from the pod's own environment, never from a variable on the command line
+    assert "vault_" not in command and "restore_drill_appdb_password" not in command
+    assert "exec pg_restore" in command

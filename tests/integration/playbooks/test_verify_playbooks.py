@@ -247,6 +247,15 @@ def _task(path, module):
     return next(t for t in tasks if module in t)
 
 
+# Exact row count of every table of a schema (the restore drill's former query; the drill itself now
+# compares through stratdata.pi_cluster.appdb_restore_drill, tested in tests/test_restore_drill.py).
+ROW_COUNT_QUERY = (
+    "SELECT c.relname AS table_name, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM "
+    "%%I.%%I', ns.nspname, c.relname), false, true, '')))[1]::text::bigint AS row_count FROM pg_class c JOIN "
+    "pg_namespace ns ON ns.oid = c.relnamespace WHERE ns.nspname = %(schema)s AND c.relkind IN ('r', 'p') "
+    "ORDER BY c.relname")
+
+
 def test_dag_configuration_query_and_row_counts_on_real_postgresql(pg, tmp_path):
     live = pg.create_database()
     _apply_appdb_schema(pg, live)
@@ -256,8 +265,6 @@ def test_dag_configuration_query_and_row_counts_on_real_postgresql(pg, tmp_path)
     try:
         config_task = _task("roles/verify/tasks/dags.yml", "community.postgresql.postgresql_query")
         config_args = dict(config_task["community.postgresql.postgresql_query"])
-        drill = yaml.safe_load((REPO / "playbooks" / "restore-drill.yml").read_text())[0]
-        count_task = next(t for t in drill["tasks"][-1]["block"] if "community.postgresql.postgresql_query" in t)
         connection = {"login_host": pg.host, "port": pg.port, "login_user": pg.user, "login_password": pg.password,
                       "ssl_mode": "disable"}
         tasks = [
@@ -265,14 +272,12 @@ def test_dag_configuration_query_and_row_counts_on_real_postgresql(pg, tmp_path)
                 connection, login_db=live, query=config_args["query"], named_args=config_args["named_args"])},
         ]
         for label, dbname in (("live counts", live), ("restored counts", restored)):
-            args = dict(count_task["community.postgresql.postgresql_query"])
             tasks.append({"name": label, "community.postgresql.postgresql_query": dict(
-                connection, login_db=dbname, query=args["query"], named_args=args["named_args"])})
+                connection, login_db=dbname, query=ROW_COUNT_QUERY,
+                named_args={"schema": CONTRACT["pi_cluster_appdb_schema"]})})
         play_vars = {"ansible_python_interpreter": sys.executable,
                      "verify_appdb_schema": CONTRACT["pi_cluster_appdb_schema"],
-                     "verify_config_dag_id": "historical_load_equities",
-                     "drill_row_count_query": drill["vars"]["drill_row_count_query"],
-                     "drill_appdb_schema": CONTRACT["pi_cluster_appdb_schema"]}
+                     "verify_config_dag_id": "historical_load_equities"}
         results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False, "vars": play_vars,
                                             "tasks": tasks}])
     finally:
@@ -395,59 +400,6 @@ def _play_tasks(path):
         flat.extend(task.get("block", []))
         flat.extend(task.get("always", []))
     return play, {t["name"]: t for t in flat}
-
-
-def test_restore_drill_templates(tmp_path):
-    play, tasks = _play_tasks("playbooks/restore-drill.yml")
-    backups = json.loads((STATES / "healthy" / "backups.json").read_text())["items"]
-    restore = next(t for t in tasks.values() if "kubernetes.core.k8s" in t and t["kubernetes.core.k8s"].get(
-        "definition", {}).get("kind") == "Restore")
-    live = [{"table_name": "dag_configuration", "row_count": 4}, {"table_name": "exchange_groups", "row_count": 4}]
-    play_vars = dict(CONTRACT, **play["vars"], ansible_python_interpreter=sys.executable,
-                     drill_backups={"resources": backups},
-                     drill_counts={"results": [{"query_result": live}, {"query_result": live}]})
-    steps = [tasks["Name the scratch namespace"], tasks["Choose the backup"],
-             tasks["Check that there is a Completed backup of the namespace"],
-             {"name": "render the Restore", "ansible.builtin.set_fact": {
-                 "drill_restore_definition": restore["kubernetes.core.k8s"]["definition"]}},
-             tasks["Compare the row counts"], tasks["Show the comparison"],
-             tasks["Fail when the restored data does not match"]]
-    results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False, "vars": play_vars,
-                                        "tasks": steps}])
-    for name, result in results.items():
-        assert not result.get("failed"), (name, result.get("msg"))
-    namespace = results["Name the scratch namespace"]["ansible_facts"]["drill_namespace"]
-    assert re.match(r"^restore-drill-\d{8}-\d{6}$", namespace) and len(namespace) <= 63
-    assert results["Choose the backup"]["ansible_facts"]["drill_backup"]["metadata"]["name"] == \
-        "velero-daily-20261123020000"
-    definition = results["render the Restore"]["ansible_facts"]["drill_restore_definition"]
-    assert definition["spec"] == {"backupName": "velero-daily-20261123020000", "includedNamespaces": ["databases"],
-                                  "namespaceMapping": {"databases": namespace}, "restorePVs": True,
-                                  "existingResourcePolicy": "none"}
-    assert definition["metadata"]["name"] == namespace and definition["metadata"]["namespace"] == "velero"
-    shown = results["Show the comparison"]["msg"]
-    assert shown[0].startswith("restore drill of velero-daily-20261123020000 into %s: PASSED (live 8 rows, "
-                               "restored 8 rows, 2 tables)" % namespace)
-    # and the failure path of the same assertion
-    bad = dict(play_vars, drill_counts={"results": [{"query_result": live}, {"query_result": live[:1]}]})
-    results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False, "vars": bad,
-                                        "tasks": [tasks["Compare the row counts"],
-                                                  tasks["Fail when the restored data does not match"]]}])
-    failed = results["Fail when the restored data does not match"]
-    assert failed["failed"] and "exchange_groups: missing in the restored database (live has 4 rows)" in failed["msg"]
-
-
-def test_restore_drill_without_a_completed_backup_stops(tmp_path):
-    play, tasks = _play_tasks("playbooks/restore-drill.yml")
-    backups = json.loads((STATES / "broken" / "backups.json").read_text())["items"]  # all PartiallyFailed
-    play_vars = dict(CONTRACT, **play["vars"], ansible_python_interpreter=sys.executable,
-                     drill_backups={"resources": backups})
-    results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False, "vars": play_vars, "tasks": [
-        tasks["Choose the backup"], tasks["Check that there is a Completed backup of the namespace"]]}])
-    check = results["Check that there is a Completed backup of the namespace"]
-    assert check["failed"]
-    assert "No Completed Velero backup that includes namespace databases in velero (3 backup(s) found)" in \
-        " ".join(check["msg"].split())
 
 
 def test_repair_dags_prints_the_plan(tmp_path):
