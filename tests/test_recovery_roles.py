@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import REPO, localhost_recap, run_playbook
 
@@ -155,3 +156,75 @@ def test_restore_drill_module_task_passes_no_secret_on_a_command_line():
     # the password comes from the pod's own environment, never from a variable on the command line
     assert "vault_" not in command and "restore_drill_appdb_password" not in command
     assert "exec pg_restore" in command
+
+
+# -- velero: the first backup from the daily schedule (recorded Schedule and Backups) -------------------------
+
+def first_backup_tasks():
+    return {t["name"]: t for t in yaml.safe_load(
+        (REPO / "roles" / "velero" / "tasks" / "first_backup.yml").read_text())}
+
+
+def first_backup_vars(backups):
+    import sys
+
+    defaults = yaml.safe_load((REPO / "roles" / "velero" / "defaults" / "main.yml").read_text())
+    schedules = json.loads((RECORDED / "schedules.json").read_text())["items"]
+    daily = [s for s in schedules if s["metadata"]["name"] == "velero-daily"]
+    return dict(defaults, ansible_python_interpreter=sys.executable,
+                velero_first_schedule={"resources": daily},
+                velero_first_backups={"resources": backups})
+
+
+def test_first_backup_is_taken_from_the_daily_schedule_like_velero_from_schedule(tmp_path):
+    tasks = first_backup_tasks()
+    create = tasks["Take the first backup from the schedule (velero backup create --from-schedule)"]
+    steps = [{"name": "render the Backup", "ansible.builtin.set_fact": {
+        "first_backup_definition": create["kubernetes.core.k8s"]["definition"]}, "when": create["when"]}]
+    results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False,
+                                        "vars": first_backup_vars([]), "tasks": steps}])
+    backup = results["render the Backup"]["ansible_facts"]["first_backup_definition"]
+    schedule = json.loads((RECORDED / "schedules.json").read_text())["items"][0]
+    assert backup["kind"] == "Backup" and backup["metadata"]["namespace"] == "velero"
+    assert backup["metadata"]["name"].startswith("velero-daily-") and len(backup["metadata"]["name"]) == 27
+    assert backup["metadata"]["labels"] == {"velero.io/schedule-name": "velero-daily"}
+    assert backup["spec"] == schedule["spec"]["template"]
+    assert backup["spec"]["includedNamespaces"] == ["airflow", "databases"]
+
+
+def test_first_backup_is_not_taken_twice(tmp_path):
+    tasks = first_backup_tasks()
+    existing = json.loads((RECORDED / "first-backup-completed.json").read_text())["items"]
+    create = dict(tasks["Take the first backup from the schedule (velero backup create --from-schedule)"])
+    steps = [{"name": "would create", "ansible.builtin.debug": {"msg": "created"}, "when": create["when"]},
+             tasks["Name the backup to wait for"], tasks["Say which backup day one gets"]]
+    results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False,
+                                        "vars": dict(first_backup_vars(existing), velero_first_created={
+                                            "skipped": True, "changed": False}), "tasks": steps}])
+    assert results["would create"].get("skipped")
+    assert results["Say which backup day one gets"]["msg"] == (
+        "a backup from schedule velero-daily exists (velero-daily-20261202100211): no new one")
+
+
+@pytest.mark.parametrize("recorded, words", [
+    ("first-backup-completed.json", None),
+    ("first-backup-hook-failed.json", ["velero-daily-20261202100211", "phase PartiallyFailed",
+                                       "hooks attempted 2 / failed 1",
+                                       "velero backup logs velero-daily-20261202100211"]),
+])
+def test_first_backup_check(tmp_path, recorded, words):
+    tasks = first_backup_tasks()
+    backups = json.loads((RECORDED / recorded).read_text())["items"]
+    play_vars = dict(first_backup_vars(backups), velero_first_backup={"resources": backups},
+                     velero_first_backup_name=backups[0]["metadata"]["name"])
+    check = tasks["Check the backup (Completed, its namespaces, the dump hooks)"]
+    results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False, "vars": play_vars,
+                                        "tasks": [check]}])
+    result = results[check["name"]]
+    if words is None:
+        assert not result.get("failed"), result.get("msg")
+    else:
+        assert result["failed"]
+        message = " ".join(result["msg"].split())
+        for word in words:
+            assert word in message, message
