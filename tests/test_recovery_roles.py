@@ -228,3 +228,34 @@ def test_first_backup_check(tmp_path, recorded, words):
         message = " ".join(result["msg"].split())
         for word in words:
             assert word in message, message
+
+
+# -- preflight says which TLS source is in use --------------------------------------------------------------
+
+@pytest.mark.parametrize("group_vars, words", [
+    ({}, "TLS source: cluster_ca — cert-manager issues airflow-tls from the self-signed cluster CA "
+         "(ClusterIssuer pi-cluster-ca)"),
+    ({"pi_cluster_tls_source": "acme", "pi_cluster_tls_cluster_issuer": "letsencrypt",
+      "cert_manager_acme_email": "ops@example.invalid"}, "TLS source: acme — cert-manager issues airflow-tls"),
+    ({"pi_cluster_tls_source": "secret"}, "TLS source: secret — you provide the Secret airflow-tls"),
+], ids=["cluster_ca", "acme", "secret"])
+def test_preflight_says_which_tls_source(tmp_path, group_vars, words):
+    from test_preflight import make_inventory, run_site
+
+    result = run_site(make_inventory(tmp_path, group_vars=group_vars), playbook="playbooks/preflight.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert words in result.stdout, result.stdout[-3000:]
+
+
+@pytest.mark.parametrize("group_vars, words", [
+    ({"pi_cluster_tls_source": "acme"}, "acme (cert-manager with an ACME server: set cert_manager_acme_email)"),
+    ({"pi_cluster_tls_source": "letsencrypt"}, "pi_cluster_tls_source is letsencrypt: it must be cluster_ca"),
+], ids=["acme-without-email", "unknown"])
+def test_preflight_refuses_a_bad_tls_source_before_any_host(tmp_path, group_vars, words):
+    from test_preflight import make_inventory, run_site
+
+    result = run_site(make_inventory(tmp_path, group_vars=group_vars))
+    assert result.returncode != 0
+    assert words in " ".join(result.stdout.split()), result.stdout[-3000:]
+    plays = [line for line in result.stdout.splitlines() if line.startswith("PLAY [")]
+    assert len(plays) == 1 and plays[0].startswith("PLAY [Preflight"), plays

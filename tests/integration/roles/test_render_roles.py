@@ -37,6 +37,9 @@ VARIANT = {
     "pi_cluster_dags_git_repo": "git@github.com:stratdata/financial-screener-dags.git",
     "airflow_dags_git_known_hosts": "github.com ssh-ed25519 AAAAFAKEHOSTKEY",
     "airflow_ingress_cert_manager_issuer": "letsencrypt",
+    "pi_cluster_tls_source": "acme",
+    "pi_cluster_tls_cluster_issuer": "letsencrypt",
+    "cert_manager_acme_email": "ops@example.invalid",
     "velero_storage_mode": "minio",
     "velero_s3_prefix": "pi-cluster",
     # Overriding [core] must keep the role's parallelism and auth_manager (recursive merge).
@@ -50,7 +53,9 @@ VALUES_CHARTS = {
     "velero.values.yaml": "velero-11.4.0",
     "longhorn.values.yaml": "longhorn-1.10.2",
     "nfs-subdir-external-provisioner.values.yaml": "nfs-subdir-external-provisioner-4.0.18",
+    "cert-manager.values.yaml": "cert-manager-v1.21.1",
 }
+CERT_MANAGER_CRD_FACTS = REPO / "tests" / "data" / "cert-manager-v1.21.1-crd-facts.json"
 
 
 def render(out_dir, mode, *extra_args):
@@ -101,6 +106,7 @@ def test_every_release_and_manifest_is_rendered(rendered):
             "nfs-provisioner-namespace.yaml", "velero-namespace.yaml", "velero-credentials.secret.yaml",
             "app-database-namespace.yaml", "app-database-auth.secret.yaml", "airflow-namespace.yaml",
             "airflow-secrets.secret.yaml", "airflow-jobs-rbac.yaml",
+            "cert-manager.values.yaml", "cert-manager-namespace.yaml", "cert-manager-issuers.yaml",
         ]:
             assert expected in files, (name, files)
     assert "velero-minio.yaml" in {p.name for p in Path(rendered["variant"]).iterdir()}
@@ -269,6 +275,61 @@ def test_airflow_config_overrides_merge_key_by_key(rendered):
     assert len([line for line in text.splitlines() if line.startswith("config:")]) == 1
 
 
+def validate_cert_manager_object(doc, facts):
+    """Validate a cert-manager object against the recorded spec schema of the pinned chart's CRDs."""
+    import jsonschema
+
+    assert doc["apiVersion"] == "cert-manager.io/v1", doc["apiVersion"]
+    kind = facts["kinds"][doc["kind"]]
+    assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}, sorted(doc)
+    if kind["scope"] == "Namespaced":
+        assert doc["metadata"].get("namespace"), "%s %s needs a namespace" % (doc["kind"], doc["metadata"]["name"])
+    else:
+        assert "namespace" not in doc["metadata"], "%s is cluster-scoped" % doc["kind"]
+    jsonschema.Draft7Validator(kind["spec"]).validate(doc["spec"])
+
+
+def test_cert_manager_objects_validate_against_the_pinned_crds(rendered):
+    """Certificate / ClusterIssuer objects against the cert-manager v1.21.1 CRD schemas (recorded facts,
+    unknown keys rejected); the Ingress names the ClusterIssuer that is rendered."""
+    import jsonschema
+
+    facts = json.loads(CERT_MANAGER_CRD_FACTS.read_text())
+    assert "v1.21.1" in facts["source"]
+    objects = docs(Path(rendered["git_sync"]) / "cert-manager-issuers.yaml")
+    for doc in objects:
+        validate_cert_manager_object(doc, facts)
+    kinds = {(d["kind"], d["metadata"]["name"]): d for d in objects}
+    assert set(kinds) == {("ClusterIssuer", "pi-cluster-selfsigned"), ("Certificate", "pi-cluster-ca"),
+                          ("ClusterIssuer", "pi-cluster-ca")}
+    assert kinds[("ClusterIssuer", "pi-cluster-selfsigned")]["spec"] == {"selfSigned": {}}
+    ca = kinds[("Certificate", "pi-cluster-ca")]
+    assert ca["spec"]["isCA"] is True and ca["metadata"]["namespace"] == "cert-manager"
+    assert ca["spec"]["issuerRef"] == {"name": "pi-cluster-selfsigned", "kind": "ClusterIssuer",
+                                       "group": "cert-manager.io"}
+    assert kinds[("ClusterIssuer", "pi-cluster-ca")]["spec"] == {"ca": {"secretName": ca["spec"]["secretName"]}}
+    ingress = values(rendered["git_sync"], "airflow.values.yaml")["ingress"]["apiServer"]
+    assert ingress["annotations"] == {"cert-manager.io/cluster-issuer": "pi-cluster-ca"}
+    assert ingress["hosts"][0]["tls"] == {"enabled": True, "secretName": "airflow-tls"}
+
+    (acme,) = docs(Path(rendered["variant"]) / "cert-manager-issuers.yaml")
+    validate_cert_manager_object(acme, facts)
+    assert acme["metadata"]["name"] == "letsencrypt" and acme["spec"]["acme"]["email"] == "ops@example.invalid"
+    assert acme["spec"]["acme"]["solvers"] == [{"http01": {"ingress": {"ingressClassName": "traefik"}}}]
+    variant_ingress = values(rendered["variant"], "airflow.values.yaml")["ingress"]["apiServer"]
+    assert variant_ingress["annotations"]["cert-manager.io/cluster-issuer"] == acme["metadata"]["name"]
+
+    # the recorded schema does catch mistakes
+    bad = json.loads(json.dumps(ca))
+    bad["spec"]["isCa"] = True
+    with pytest.raises(jsonschema.ValidationError):
+        validate_cert_manager_object(bad, facts)
+    bad = json.loads(json.dumps(ca))
+    del bad["spec"]["secretName"]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_cert_manager_object(bad, facts)
+
+
 def test_storage_layers(rendered):
     lh = values(rendered["git_sync"], "longhorn.values.yaml")
     assert lh["persistence"]["defaultClass"] is True
@@ -339,6 +400,8 @@ def test_plain_manifests_validate_against_kubernetes_1_33(rendered):
             if path.name.endswith((".values.yaml", ".patch.yaml")):
                 continue
             for doc in docs(path):
+                if doc.get("apiVersion", "").startswith("cert-manager.io/"):
+                    continue  # custom resources: test_cert_manager_objects_validate_against_the_pinned_crds
                 kubernetes_validate.validate(doc, "1.33.0", strict=True)
                 checked += 1
     assert checked >= 30
