@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, localhost_recap, run_playbook
+from conftest import CONTRACT, REPO, localhost_recap, run_playbook
 
 RECORDED = REPO / "tests" / "data" / "recorded"
 WORKERS = ["pi-worker-0%d" % i for i in range(2, 8)]
@@ -106,7 +106,8 @@ def drill_vars(backups):
 
     defaults = yaml.safe_load((REPO / "roles" / "restore_drill" / "defaults" / "main.yml").read_text())
     defaults.pop("restore_drill_appdb_password")
-    return dict(defaults, ansible_python_interpreter=sys.executable, restore_drill_backups={"resources": backups})
+    return dict(CONTRACT, **defaults, ansible_python_interpreter=sys.executable,
+                restore_drill_backups={"resources": backups})
 
 
 STATES = REPO / "tests" / "data" / "cluster_states"
@@ -171,7 +172,7 @@ def first_backup_vars(backups):
     defaults = yaml.safe_load((REPO / "roles" / "velero" / "defaults" / "main.yml").read_text())
     schedules = json.loads((RECORDED / "schedules.json").read_text())["items"]
     daily = [s for s in schedules if s["metadata"]["name"] == "velero-daily"]
-    return dict(defaults, ansible_python_interpreter=sys.executable,
+    return dict(CONTRACT, **defaults, ansible_python_interpreter=sys.executable,
                 velero_first_schedule={"resources": daily},
                 velero_first_backups={"resources": backups})
 

@@ -15,6 +15,7 @@ import uuid
 
 import pytest
 import yaml
+from conftest import CONTRACT, appdb_module_args
 from fixtures.postgres import PG_BIN
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,10 +33,10 @@ def live_template(postgres_server, tmp_path_factory):
     pg = postgres_server
     db = pg.create_database()
     run_module = ModuleRunner(str(tmp_path_factory.mktemp("live")))
-    result = run_module("appdb_migrations", dict(pg.module_args(db), path=MIGRATIONS_DIR))
+    result = run_module("appdb_migrations", dict(appdb_module_args(pg, db), path=MIGRATIONS_DIR))
     assert not result.get("failed"), result.get("msg")
     result = run_module("appdb_dag_config", dict(
-        pg.module_args(db), job_defaults=copy.deepcopy(DEFAULTS["appdb_config_job_defaults"]),
+        appdb_module_args(pg, db), job_defaults=copy.deepcopy(DEFAULTS["appdb_config_job_defaults"]),
         exchange_groups=copy.deepcopy(DEFAULTS["appdb_config_exchange_groups"]),
         dag_configuration=copy.deepcopy(DEFAULTS["appdb_config_dag_configuration"])))
     assert not result.get("failed"), result.get("msg")
@@ -77,6 +78,7 @@ def backup_started(pg, db):
 
 def drill_args(pg, db, dump, started=None, **extra):
     args = dict(pg.module_args(db), backup=BACKUP, dump_path=str(dump),
+                schema=CONTRACT["pi_cluster_appdb_schema"],
                 pg_restore_command=[os.path.join(PG_BIN, "pg_restore")],
                 scratch=dict(login_host=pg.host, port=pg.port, login_user=pg.user, login_password=pg.password,
                              database="drill_" + db, sslmode="disable"))

@@ -84,9 +84,9 @@ options:
         description: Port pg_restore connects to; default O(scratch.port).
         type: int
   schema:
-    description: Schema whose tables are counted.
+    description: Schema whose tables are counted (the cluster contract's C(pi_cluster_appdb_schema)).
     type: str
-    default: financial_screener
+    required: true
   config_tables:
     description: Tables of O(schema) whose content is compared row by row.
     type: list
@@ -116,9 +116,10 @@ EXAMPLES = r"""
   stratdata.pi_cluster.appdb_restore_drill:
     backup: velero-daily-20261202020000
     backup_started: "2026-12-02T02:00:03Z"
-    dump_path: /var/lib/pi-cluster/restore-drill/appdb.dump
-    login_host: 10.43.12.7          # live postgresql-primary ClusterIP
-    database: appdb
+    dump_path: "/var/lib/pi-cluster/restore-drill/{{ pi_cluster_appdb_database }}.dump"
+    login_host: 10.43.12.7          # ClusterIP of the live appdb Service
+    database: "{{ pi_cluster_appdb_database }}"
+    schema: "{{ pi_cluster_appdb_schema }}"
     login_user: postgres
     login_password: "{{ vault_appdb_postgres_password }}"
     scratch:
@@ -204,7 +205,7 @@ def read_side(conn, schema, tables):
 
 
 def main():
-    spec = pg_argument_spec(default_database="appdb")
+    spec = pg_argument_spec()
     spec.update(
         backup=dict(type="str", required=True),
         backup_started=dict(type="str"),
@@ -221,7 +222,7 @@ def main():
             restore_host=dict(type="str"),
             restore_port=dict(type="int"),
         )),
-        schema=dict(type="str", default="financial_screener"),
+        schema=dict(type="str", required=True),
         config_tables=dict(type="list", elements="str", default=["dag_configuration", "exchange_groups"]),
         strict=dict(type="bool", default=False),
         keep_scratch_database=dict(type="bool", default=False),
