@@ -107,6 +107,7 @@ def stand_in_helm(tmp_path, stdout, stderr="", rc=0):
     return str(path)
 
 
+@pytest.mark.ansible
 def test_module_reads_helm_history_and_decides(run_module, tmp_path):
     helm = stand_in_helm(tmp_path, json.dumps(UPGRADE_FAILED))
     result = run_module("helm_release_state", dict(release="velero", namespace="velero", binary_path=helm,
@@ -119,6 +120,7 @@ def test_module_reads_helm_history_and_decides(run_module, tmp_path):
     assert argv[argv.index("--kubeconfig") + 1] == "/etc/rancher/k3s/k3s.yaml"
 
 
+@pytest.mark.ansible
 def test_module_release_not_found_means_install(run_module, tmp_path):
     helm = stand_in_helm(tmp_path, "", "Error: release: not found\n", rc=1)
     result = run_module("helm_release_state", dict(release="airflow", namespace="airflow", binary_path=helm))
@@ -127,6 +129,7 @@ def test_module_release_not_found_means_install(run_module, tmp_path):
     assert result["message"] == "Helm release airflow/airflow is not installed: installing it."
 
 
+@pytest.mark.ansible
 def test_module_other_helm_error_fails_clearly(run_module, tmp_path):
     helm = stand_in_helm(tmp_path, "", "Error: Kubernetes cluster unreachable\n", rc=1)
     result = run_module("helm_release_state", dict(release="airflow", namespace="airflow", binary_path=helm))
@@ -134,6 +137,7 @@ def test_module_other_helm_error_fails_clearly(run_module, tmp_path):
     assert "helm history airflow -n airflow failed (rc=1): Error: Kubernetes cluster unreachable" in result["msg"]
 
 
+@pytest.mark.ansible
 def test_module_bad_history_fails_without_traceback(run_module):
     result = run_module("helm_release_state", dict(release="x", namespace="y", history=[{"status": "deployed"}]))
     assert result.get("failed")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import yaml
 from conftest import CONTRACT, REPO, localhost_recap, run_playbook
 
 RECORDED = REPO / "tests" / "data" / "recorded"
+pytestmark = [pytest.mark.ansible]
+
 WORKERS = ["pi-worker-0%d" % i for i in range(2, 8)]
 
 
@@ -241,6 +244,7 @@ def test_first_backup_check(tmp_path, recorded, words):
     ({"pi_cluster_tls_source": "secret"}, "TLS source: secret — you provide the Secret airflow-tls"),
 ], ids=["cluster_ca", "acme", "secret"])
 def test_preflight_says_which_tls_source(tmp_path, group_vars, words):
+    sys.path.insert(0, str(REPO / "tests" / "integration" / "roles"))
     from test_preflight import make_inventory, run_site
 
     result = run_site(make_inventory(tmp_path, group_vars=group_vars), playbook="playbooks/preflight.yml")
@@ -255,6 +259,7 @@ def test_preflight_says_which_tls_source(tmp_path, group_vars, words):
      "value of pi_cluster_tls_source must be one of: cluster_ca, acme, secret, got: letsencrypt (role cert_manager)"),
 ], ids=["acme-without-email", "unknown"])
 def test_preflight_refuses_a_bad_tls_source_before_any_host(tmp_path, group_vars, words):
+    sys.path.insert(0, str(REPO / "tests" / "integration" / "roles"))
     from test_preflight import make_inventory, run_site
 
     result = run_site(make_inventory(tmp_path, group_vars=group_vars))

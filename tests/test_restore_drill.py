@@ -22,6 +22,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIGRATIONS_DIR = os.path.join(REPO, "roles", "appdb_config", "files", "migrations")
 DEFAULTS = yaml.safe_load(open(os.path.join(REPO, "roles", "appdb_config", "defaults", "main.yml")))
 BACKUP = "velero-daily-20261202020000"
+pytestmark = [pytest.mark.postgres, pytest.mark.ansible]
+
 
 
 @pytest.fixture(scope="module")
