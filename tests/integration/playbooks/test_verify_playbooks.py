@@ -248,7 +248,8 @@ def _task(path, module):
 
 
 # Exact row count of every table of a schema (the restore drill's former query; the drill itself now
-# compares through stratdata.pi_cluster.appdb_restore_drill, tested in tests/test_restore_drill.py).
+# compares through stratdata.pi_cluster.appdb_restore_drill, tested in
+# tests/integration/plugins/modules/test_restore_drill.py).
 ROW_COUNT_QUERY = (
     "SELECT c.relname AS table_name, (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM "
     "%%I.%%I', ns.nspname, c.relname), false, true, '')))[1]::text::bigint AS row_count FROM pg_class c JOIN "

@@ -15,12 +15,11 @@ import uuid
 
 import pytest
 import yaml
-from conftest import CONTRACT, appdb_module_args
+from conftest import CONTRACT, REPO, appdb_module_args
 from fixtures.postgres import PG_BIN
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MIGRATIONS_DIR = os.path.join(REPO, "roles", "appdb_config", "files", "migrations")
-DEFAULTS = yaml.safe_load(open(os.path.join(REPO, "roles", "appdb_config", "defaults", "main.yml")))
+MIGRATIONS_DIR = os.path.join(str(REPO), "roles", "appdb_config", "files", "migrations")
+DEFAULTS = yaml.safe_load(open(os.path.join(str(REPO), "roles", "appdb_config", "defaults", "main.yml")))
 BACKUP = "velero-daily-20261202020000"
 pytestmark = [pytest.mark.postgres, pytest.mark.ansible]
 

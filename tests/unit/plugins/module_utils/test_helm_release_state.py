@@ -17,9 +17,9 @@ import stat
 import sys
 
 import pytest
+from conftest import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "collections"))
+sys.path.insert(0, os.path.join(str(REPO), "collections"))
 from ansible_collections.stratdata.pi_cluster.plugins.module_utils.helm_release_state import (  # noqa: E402
     HistoryError,
     decide,
