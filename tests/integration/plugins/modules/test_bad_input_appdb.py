@@ -14,11 +14,10 @@ import sys
 
 import pytest
 import yaml
-from conftest import CLUSTER_CONTRACT_FILE, appdb_module_args
+from conftest import CLUSTER_CONTRACT_FILE, REPO, appdb_module_args
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULTS = yaml.safe_load(open(os.path.join(REPO, "roles", "appdb_config", "defaults", "main.yml")))
-MIGRATIONS_DIR = os.path.join(REPO, "roles", "appdb_config", "files", "migrations")
+DEFAULTS = yaml.safe_load(open(os.path.join(str(REPO), "roles", "appdb_config", "defaults", "main.yml")))
+MIGRATIONS_DIR = os.path.join(str(REPO), "roles", "appdb_config", "files", "migrations")
 
 
 def no_traceback(result):
@@ -258,7 +257,7 @@ def test_check_mode_on_a_new_database_predicts_the_run(run_module, postgres_serv
     }]))
     cmd = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", "-c", "local",
            "--check", str(play)]
-    proc = subprocess.run(cmd, cwd=REPO, env=run_module.env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=str(REPO), env=run_module.env(), capture_output=True, text=True, timeout=300)
     out = json.loads(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-3000:]
     stats = out["stats"]["localhost"]
