@@ -30,6 +30,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import yaml
+from conftest import CONTRACT
 
 from fixtures.postgres import free_port
 
@@ -105,7 +106,8 @@ def test_promtool_checks_the_rendered_rules_and_the_prometheusrule(rendered, tmp
     (rule,) = docs(rendered / "monitoring-prometheusrule.yaml")
     assert rule["apiVersion"] == "monitoring.coreos.com/v1" and rule["kind"] == "PrometheusRule"
     (namespace,) = docs(rendered / "monitoring-namespace.yaml")
-    assert rule["metadata"]["namespace"] == namespace["metadata"]["name"] == "monitoring"
+    assert rule["metadata"]["namespace"] == namespace["metadata"]["name"]
+    assert namespace["metadata"]["name"] == CONTRACT["pi_cluster_monitoring_namespace"]
     # ONE source: the PrometheusRule carries exactly the groups of the promtool-tested file
     assert rule["spec"]["groups"] == rules_file(rendered)["groups"]
     spec_file = tmp_path / "prometheusrule-spec.yml"
@@ -175,7 +177,7 @@ def recorded_services():
     facts = yaml.safe_load((DATA / "chart-services.yml").read_text())
     services = {}
     for key, svc in facts["services"].items():
-        release = svc.get("release") or defaults(svc["role"])[svc["release_var"]]
+        release = svc.get("release") or CONTRACT[svc["release_var"]]
         services[key] = dict(svc, name=svc["name"].replace("{release}", release),
                              labels={k: str(v).replace("{release}", release) for k, v in svc["labels"].items()})
     return services, facts["databases"]
@@ -184,13 +186,7 @@ def recorded_services():
 def test_servicemonitors_select_the_services_of_the_charts(rendered):
     services, _ = recorded_services()
     monitors = {m["metadata"]["name"]: m for m in docs(rendered / "monitoring-servicemonitors.yaml")}
-    namespaces = {
-        "airflow-statsd": defaults("airflow")["airflow_namespace"],
-        "velero": defaults("velero")["velero_namespace"],
-        "longhorn-backend": defaults("longhorn")["longhorn_namespace"],
-        "appdb-postgres-exporter": defaults("app_database")["app_database_namespace"],
-        "airflow-postgres-exporter": defaults("airflow")["airflow_namespace"],
-    }
+    namespaces = {key: CONTRACT[svc["namespace_var"]] for key, svc in services.items()}
     matched = set()
     for name, monitor in monitors.items():
         assert monitor["kind"] == "ServiceMonitor" and monitor["apiVersion"] == "monitoring.coreos.com/v1"
@@ -219,13 +215,18 @@ def test_servicemonitors_select_the_services_of_the_charts(rendered):
 
 def test_postgres_exporters_point_at_the_database_services(rendered):
     _, databases = recorded_services()
-    app = defaults("app_database")
     appdb = yaml.safe_load((rendered / "appdb-postgres-exporter.values.yaml").read_text())["config"]["datasource"]
-    expected = databases["appdb"]["name"].replace("{fullname}", app["app_database_fullname"])
-    assert appdb["host"] == "%s.%s.svc" % (expected, app["app_database_namespace"])
-    assert appdb["port"] == str(databases["appdb"]["port"]) and appdb["database"] == app["app_database_name"]
-    assert appdb["passwordSecret"] == {"name": app["app_database_auth_secret"], "key": "postgres-password"}
-    # Airflow metadata database: the URI Secret of the airflow role (embedded host <release>-postgresql)
+    expected = databases["appdb"]["name"].replace("{release}", CONTRACT[databases["appdb"]["release_var"]])
+    assert appdb["host"] == "%s.%s.svc" % (expected, CONTRACT["pi_cluster_appdb_namespace"])
+    assert appdb["port"] == str(databases["appdb"]["port"]) == str(CONTRACT["pi_cluster_appdb_port"])
+    assert appdb["database"] == CONTRACT["pi_cluster_appdb_database"]
+    assert appdb["user"] == CONTRACT["pi_cluster_appdb_admin_user"]
+    auth_secret = defaults("app_database")["app_database_auth_secret"]
+    assert appdb["passwordSecret"] == {"name": auth_secret, "key": "postgres-password"}
+    # Airflow metadata database: the URI Secret of the airflow role, whose embedded host is the chart's
+    # <release>-postgresql Service (the contract's pi_cluster_airflow_db_service)
+    embedded = databases["airflow"]["name"].replace("{release}", CONTRACT[databases["airflow"]["release_var"]])
+    assert embedded == CONTRACT["pi_cluster_airflow_db_service"]
     airflow = yaml.safe_load((rendered / "airflow-postgres-exporter.values.yaml").read_text())["config"]
     assert airflow["datasourceSecret"] == {"name": defaults("airflow")["airflow_secret_names"]["metadata"],
                                            "key": "connection"}
@@ -244,7 +245,8 @@ def test_stack_values_bound_retention_and_select_every_monitor(rendered):
     for key in ("serviceMonitorSelectorNilUsesHelmValues", "podMonitorSelectorNilUsesHelmValues",
                 "ruleSelectorNilUsesHelmValues"):
         assert spec[key] is False, key
-    assert values["fullnameOverride"] == defaults("monitoring")["monitoring_release_name"]
+    assert values["fullnameOverride"] == CONTRACT["pi_cluster_monitoring_release"]
+    assert CONTRACT["pi_cluster_alertmanager_service"] == values["fullnameOverride"] + "-alertmanager"
     assert values["alertmanager"]["alertmanagerSpec"]["useExistingSecret"] is True
     assert values["grafana"]["admin"]["existingSecret"] == defaults("monitoring")["monitoring_grafana_admin_secret"]
     for component in (spec, values["alertmanager"]["alertmanagerSpec"], values["grafana"],
