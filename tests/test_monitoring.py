@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import yaml
-from conftest import CONTRACT
+from conftest import CLUSTER_CONTRACT_FILE, CONTRACT
 
 from fixtures.postgres import free_port
 
@@ -301,6 +301,7 @@ def render_alertmanager_secret(tmp_path, extra):
     playbook = tmp_path / "am.yml"
     playbook.write_text(yaml.safe_dump([{
         "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars_files": [str(CLUSTER_CONTRACT_FILE)],
         "vars": {"pi_cluster_domain": "example.invalid", "vault_grafana_admin_password": "x",
                  "ansible_python_interpreter": sys.executable},
         "tasks": [{"name": "render", "ansible.builtin.include_role": {"name": "monitoring", "tasks_from": "render"},
