@@ -396,8 +396,10 @@ def test_real_prometheus_fires_postgres_connections_high_on_a_connection_flood(r
         "scrape_configs": [{"job_name": "postgres", "static_configs": [{
             "targets": ["127.0.0.1:%d" % exporter_port],
             "labels": {"namespace": "databases", "service": "appdb-postgres-exporter"}}]}]}))
-    env = dict(os.environ, DATA_SOURCE_NAME="postgresql://%s:%s@127.0.0.1:%d/postgres?sslmode=disable" % (
-        postgres_server.user, postgres_server.password, postgres_server.port))
+    # the TEST-ONLY credentials of tests/fixtures/postgres.py, on 127.0.0.1
+    dsn = "postgresql://%s:%s@127.0.0.1:%d/postgres?sslmode=disable"  # pragma: allowlist secret
+    pg = postgres_server
+    env = dict(os.environ, DATA_SOURCE_NAME=dsn % (pg.user, pg.password, pg.port))
     exporter = Process([tool("prometheus-postgres-exporter"), "--web.listen-address=127.0.0.1:%d" % exporter_port],
                        env=env, log=tmp_path / "exporter.log")
     prometheus = Process([tool("prometheus"), "--config.file=%s" % (tmp_path / "prometheus.yml"),
