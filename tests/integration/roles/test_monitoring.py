@@ -30,16 +30,17 @@ from pathlib import Path
 import psycopg2
 import pytest
 import yaml
-from conftest import CLUSTER_CONTRACT_FILE, CONTRACT
+from conftest import CLUSTER_CONTRACT_FILE, CONTRACT, REPO
 
 from fixtures.postgres import free_port
 
-REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 DATA = REPO / "tests" / "data" / "monitoring"
 CHART_KEYS = REPO / "tests" / "data" / "chart_keys"
 TEST_VAULT = REPO / "tests" / "data" / "test-vault.yml"
 ROLE = REPO / "roles" / "monitoring"
+# every test renders through ansible-playbook (make render) or runs it
+pytestmark = pytest.mark.ansible
 
 # The alerts issue 13 asks for (one or two rules each).
 ISSUE_ALERTS = {
@@ -384,6 +385,7 @@ def firing(prom_url, alertname):
     return [a for a in alerts if a["labels"]["alertname"] == alertname and a["state"] == "firing"]
 
 
+@pytest.mark.postgres
 def test_real_prometheus_fires_postgres_connections_high_on_a_connection_flood(rendered, postgres_server, tmp_path):
     exporter_port, prom_port = free_port(), free_port()
     # The rendered rule, unchanged except its `for` (5m on the cluster; 2s here so the test stays short).
