@@ -170,7 +170,7 @@ def test_list_tags_has_a_tag_per_role_and_per_layer():
     for role in ROLES:
         # k3s_binary and k3s_node have no play of their own: k3s_server and k3s_agent call them
         assert role in tags or role in ("k3s_binary", "k3s_node"), "no tag for role %s" % role
-    for layer in ("image", "os", "k3s", "storage", "backup", "data", "airflow", "verify"):
+    for layer in ("image", "os", "k3s", "storage", "backup", "data", "airflow", "monitoring", "verify"):
         assert layer in tags, layer
 
 

@@ -26,6 +26,7 @@ TEST_VAULT = {
     "vault_appdb_postgres_password": "test-appdb-postgres",
     "vault_velero_s3_access_key": "test-access",
     "vault_velero_s3_secret_key": "test-secret",
+    "vault_grafana_admin_password": "test-grafana-admin",
 }
 
 
