@@ -85,10 +85,19 @@ def test_missing_tables_say_what_to_run(run_module, postgres_server, pg_database
     pg, db = postgres_server, pg_database
     result = run_module("appdb_dag_config_info", dict(appdb_module_args(pg, db), dag_id=DAG))
     assert result.get("failed") is True
-    assert "financial_screener.dag_configuration, financial_screener.exchange_groups do not exist" in result["msg"]
-    assert "appdb_config not applied" in result["msg"] and "--tags appdb_config" in result["msg"]
+    assert result["msg"].startswith(
+        "Tables financial_screener.dag_configuration and financial_screener.exchange_groups do not exist in "
+        "database %s (appdb_config not applied)" % db), result["msg"]
+    assert result["missing_tables"] == ["dag_configuration", "exchange_groups"]
+    assert "--tags appdb_config" in result["msg"]
     assert "dag_configuration" not in result  # verify tells a failed read by the missing rows
     assert "Traceback" not in json.dumps(result)
+
+    seeded(run_module, pg, db)
+    pg.query(db, "DROP TABLE financial_screener.dag_configuration")
+    one = run_module("appdb_dag_config_info", appdb_module_args(pg, db))
+    assert one.get("failed") is True and one["missing_tables"] == ["dag_configuration"]
+    assert one["msg"].startswith("Table financial_screener.dag_configuration does not exist in database %s" % db)
 
 
 def test_wrong_password_and_no_permission_are_clear(run_module, postgres_server, pg_database):

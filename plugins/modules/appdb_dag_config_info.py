@@ -102,6 +102,12 @@ exchange_groups:
       timezone: America/New_York
       exchanges: [NYSE, NASDAQ]
       updated_at: "2026-11-23T09:12:44.120031+00:00"
+missing_tables:
+  description: Which of the two tables do not exist (the module then fails).
+  returned: when a table is missing
+  type: list
+  elements: str
+  sample: [dag_configuration, exchange_groups]
 queries:
   description: Statements run, with their parameters.
   returned: always
@@ -186,9 +192,11 @@ def run_module():
         missing = missing_tables(log, schema)
         if missing:
             module.fail_json(
-                msg="Table(s) %s do not exist in database %s (appdb_config not applied): run "
+                msg="%s %s %s exist in database %s (appdb_config not applied): run "
                     "stratdata.pi_cluster.appdb_migrations, e.g. `ansible-playbook site.yml --tags appdb_config`"
-                    % (", ".join("%s.%s" % (schema, t) for t in missing), params["database"]),
+                    % ("Table" if len(missing) == 1 else "Tables",
+                       " and ".join("%s.%s" % (schema, t) for t in missing),
+                       "does not" if len(missing) == 1 else "do not", params["database"]),
                 missing_tables=missing, **result)
         jobs, groups = read(log, schema, params["dag_id"])
     except psycopg2.Error as exc:

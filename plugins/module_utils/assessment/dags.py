@@ -391,7 +391,9 @@ def check_config_resources(ctx, dag_state):
         msg = str(config.get("msg") or "query failed")
         return finding(
             fid, "financial_screener.dag_configuration could not be read", CRITICAL, ["query error: %s" % msg],
-            root_cause=("The table does not exist (appdb_config not applied)" if "does not exist" in msg else
+            # "relation ... does not exist" (PostgreSQL) / "Tables ... do not exist" (appdb_dag_config_info)
+            root_cause=("The table does not exist (appdb_config not applied)"
+                        if "does not exist" in msg or "do not exist" in msg else
                         "The application database did not answer the query."),
             impact="DAGs cannot read their configuration; tasks fall back to defaults or fail.",
             resolution="`ansible-playbook site.yml --tags appdb_config`; check the application database's primary pod "
