@@ -112,12 +112,12 @@ def test_wrong_password_and_no_permission_are_clear(run_module, postgres_server,
 
     # a role that may log in but was granted nothing on the schema (e.g. a reader created by hand)
     reader = "reader_" + uuid.uuid4().hex[:8]
-    secret = "pi-cluster-TEST-ONLY-" + uuid.uuid4().hex
+    reader_password = uuid.uuid4().hex  # random, for this test only
     with pg.admin_connection() as conn, conn.cursor() as cur:
-        cur.execute("CREATE ROLE %s LOGIN PASSWORD %%s" % reader, (secret,))
+        cur.execute("CREATE ROLE %s LOGIN PASSWORD %%s" % reader, (reader_password,))
     try:
         refused = run_module("appdb_dag_config_info", dict(appdb_module_args(pg, db), login_user=reader,
-                                                           login_password=secret))
+                                                           login_password=reader_password))
     finally:
         with pg.admin_connection(db) as conn, conn.cursor() as cur:
             cur.execute("DROP OWNED BY %s" % reader)
@@ -127,7 +127,7 @@ def test_wrong_password_and_no_permission_are_clear(run_module, postgres_server,
                                      "in database %s: [42501] permission denied for schema financial_screener"
                                      % (reader, db)), refused["msg"]
     assert "grant USAGE on the schema" in refused["msg"]
-    assert secret not in json.dumps(refused) and "Traceback" not in json.dumps(refused)
+    assert reader_password not in json.dumps(refused) and "Traceback" not in json.dumps(refused)
 
 
 def test_bad_schema_name_fails_before_connecting(run_module, postgres_server, pg_database):
