@@ -132,6 +132,7 @@ def test_wrong_password_and_no_permission_are_clear(run_module, postgres_server,
 
 def test_bad_schema_name_fails_before_connecting(run_module, postgres_server, pg_database):
     pg, db = postgres_server, pg_database
-    result = run_module("appdb_dag_config_info", dict(appdb_module_args(pg, db), schema='x"; DROP TABLE y; --'))
-    assert result.get("failed") is True and "must be a lower-case SQL identifier" in result["msg"]
-    assert result["queries"] == []
+    for schema in ('x"; DROP TABLE y; --', "financial_screener\n"):
+        result = run_module("appdb_dag_config_info", dict(appdb_module_args(pg, db), schema=schema))
+        assert result.get("failed") is True and "must be a lower-case SQL identifier" in result["msg"], schema
+        assert result["queries"] == []

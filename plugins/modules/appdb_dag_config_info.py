@@ -126,7 +126,8 @@ from ansible_collections.stratdata.pi_cluster.plugins.module_utils.pg_connection
     psycopg2,
 )
 
-IDENT_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# Matched with fullmatch (a "$" would accept a trailing newline), as in appdb_dag_config.
+IDENT_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 TABLES = ("dag_configuration", "exchange_groups")
 JOB_COLUMNS = ("dag_id", "job_name", "exchanges", "cpu_request", "memory_request", "cpu_limit", "memory_limit",
                "batch_size", "enabled", "updated_at")
@@ -178,7 +179,7 @@ def run_module():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     params = module.params
     schema = params["schema"]
-    if not IDENT_RE.match(schema):
+    if not IDENT_RE.fullmatch(schema):
         module.fail_json(msg="schema %r must be a lower-case SQL identifier" % schema, queries=[])
     result = dict(changed=False, queries=[])
 
