@@ -41,13 +41,12 @@ options:
     type: str
 extends_documentation_fragment:
   - stratdata.pi_cluster.postgres
+  - stratdata.pi_cluster.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Read-only; runs the same queries in check mode and never reports a change.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 seealso:
   - module: stratdata.pi_cluster.appdb_dag_config

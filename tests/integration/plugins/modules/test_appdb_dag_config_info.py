@@ -12,9 +12,8 @@ import os
 import uuid
 
 import yaml
-from conftest import appdb_module_args
+from conftest import REPO, appdb_module_args
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIGRATIONS_DIR = os.path.join(REPO, "roles", "appdb_config", "files", "migrations")
 DEFAULTS = yaml.safe_load(open(os.path.join(REPO, "roles", "appdb_config", "defaults", "main.yml")))
 DAG = "historical_load_equities"
