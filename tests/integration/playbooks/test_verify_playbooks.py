@@ -5,7 +5,7 @@
   cluster (pi_cluster_lab false) it writes a CRITICAL report and fails;
 - the cluster_assessment module on the recorded broken state writes the Markdown report and its JSON twin;
 - verify's dag_configuration read (stratdata.pi_cluster.appdb_dag_config_info and the set_fact after it) and
-  the restore drill's row counts (community.postgresql.postgresql_query) run against a real PostgreSQL 15
+  an exact row count of every table (the restore drill's former query) run against a real PostgreSQL 15
   with the appdb schema of roles/appdb_config, and their rows feed the assessment / the row-count comparison.
 """
 
