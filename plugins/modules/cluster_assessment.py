@@ -102,7 +102,9 @@ options:
     description: Registered result of stratdata.pi_cluster.airflow_dag_status (registered with failed_when false).
     type: dict
   dag_config:
-    description: Registered result of the financial_screener.dag_configuration query (C(query_result) rows).
+    description:
+      - The financial_screener.dag_configuration rows as the verify role records them, C({query_result, failed,
+        msg}), C(query_result) being the rows stratdata.pi_cluster.appdb_dag_config_info returned.
     type: dict
   dag_runs:
     description: Map of dag_id to the registered GET /api/v2/dags/{dag_id}/dagRuns result (or a list of runs).

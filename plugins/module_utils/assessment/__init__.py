@@ -15,7 +15,8 @@ Input ("state") is a dict of what the verify role gathered; every key is optiona
                or a plain list are all accepted.
   task_pods    pods labelled ``dag_id=<config dag>`` (KubernetesPodOperator pods), same shapes
   dag_status   the registered result of stratdata.pi_cluster.airflow_dag_status
-  dag_config   the registered result of the dag_configuration query (``query_result`` rows)
+  dag_config   {query_result, failed, msg}: the rows stratdata.pi_cluster.appdb_dag_config_info read
+               (``query_result``) and its error message, as roles/verify/tasks/dags.yml records them
   dag_runs     {dag_id: <GET /api/v2/dags/{dag_id}/dagRuns result or list of runs>}
   trigger      {"requested": bool, "dag_run_id", "final_state", "unpause_status", "trigger_status", "error"}
   ui           the registered result of ansible.builtin.uri against the ingress host

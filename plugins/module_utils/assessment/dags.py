@@ -271,7 +271,8 @@ def check_trigger(ctx, dag_state):
 # dag_configuration ---------------------------------------------------------------------------------
 # financial_screener.dag_configuration (roles/appdb_config, migration 0001): one row per (dag_id, job_name)
 # with cpu_request, memory_request (NOT NULL), cpu_limit, memory_limit (NULL = no limit set), enabled.
-# historical_load_equities maps one KubernetesPodOperator pod per enabled row at run time.
+# historical_load_equities maps one KubernetesPodOperator pod per enabled row at run time. The verify role
+# reads the rows with stratdata.pi_cluster.appdb_dag_config_info (see _config_rows).
 
 ROW_RESOURCE_COLUMNS = (
     ("requests", "cpu", "cpu_request"),
@@ -391,7 +392,9 @@ def check_config_resources(ctx, dag_state):
         msg = str(config.get("msg") or "query failed")
         return finding(
             fid, "financial_screener.dag_configuration could not be read", CRITICAL, ["query error: %s" % msg],
-            root_cause=("The table does not exist (appdb_config not applied)" if "does not exist" in msg else
+            # "relation ... does not exist" (PostgreSQL) / "Tables ... do not exist" (appdb_dag_config_info)
+            root_cause=("The table does not exist (appdb_config not applied)"
+                        if "does not exist" in msg or "do not exist" in msg else
                         "The application database did not answer the query."),
             impact="DAGs cannot read their configuration; tasks fall back to defaults or fail.",
             resolution="`ansible-playbook site.yml --tags appdb_config`; check the application database's primary pod "
@@ -440,6 +443,9 @@ def check_config_resources(ctx, dag_state):
 
 
 def _config_rows(config):
+    """The dag_configuration rows of the recorded read: ``query_result`` is what roles/verify/tasks/dags.yml
+    puts there (the ``dag_configuration`` return of stratdata.pi_cluster.appdb_dag_config_info); ``rows`` and
+    community.postgresql's shapes are accepted for older snapshots."""
     rows = config.get("query_result")
     if rows is None:
         rows = config.get("rows")

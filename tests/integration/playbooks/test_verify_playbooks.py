@@ -4,9 +4,9 @@
 - verify.yml without a Kubernetes API: in the lab it writes a "not run" report and passes; on the real
   cluster (pi_cluster_lab false) it writes a CRITICAL report and fails;
 - the cluster_assessment module on the recorded broken state writes the Markdown report and its JSON twin;
-- the two SQL statements (dag_configuration rows of roles/verify, row counts of the restore drill) run
-  through community.postgresql.postgresql_query against a real PostgreSQL 15 with the appdb schema of
-  roles/appdb_config, and their rows feed the assessment / the row-count comparison.
+- verify's dag_configuration read (stratdata.pi_cluster.appdb_dag_config_info and the set_fact after it) and
+  an exact row count of every table (the restore drill's former query) run against a real PostgreSQL 15
+  with the appdb schema of roles/appdb_config, and their rows feed the assessment / the row-count comparison.
 """
 
 import ast
@@ -262,41 +262,60 @@ def test_dag_configuration_query_and_row_counts_on_real_postgresql(pg, tmp_path)
     _apply_appdb_schema(pg, live)
     restored = pg.create_database()
     _apply_appdb_schema(pg, restored)
+    unmigrated = pg.create_database()
     pg.query(restored, 'DELETE FROM financial_screener."Prices 2026" WHERE id > 1400')  # backup taken earlier
     try:
-        config_task = _task("roles/verify/tasks/dags.yml", "community.postgresql.postgresql_query")
-        config_args = dict(config_task["community.postgresql.postgresql_query"])
+        # verify's two tasks as written: appdb_dag_config_info, then the set_fact that hands the rows on
+        config_task = _task("roles/verify/tasks/dags.yml", "stratdata.pi_cluster.appdb_dag_config_info")
+        config_args = dict(config_task["stratdata.pi_cluster.appdb_dag_config_info"])
+        record = _role_task("dags.yml", "Record the dag_configuration rows")
         connection = {"login_host": pg.host, "port": pg.port, "login_user": pg.user, "login_password": pg.password,
                       "ssl_mode": "disable"}
-        tasks = [
-            {"name": "config rows", "community.postgresql.postgresql_query": dict(
-                connection, login_db=live, query=config_args["query"], named_args=config_args["named_args"])},
-        ]
+        tasks = []
+        for label, dbname in (("config rows", live), ("config of an unmigrated database", unmigrated)):
+            args = dict(config_args, login_host=pg.host, port=pg.port, login_user=pg.user,
+                        login_password=pg.password, database=dbname, sslmode="disable")
+            tasks.append({"name": label, "stratdata.pi_cluster.appdb_dag_config_info": args,
+                          "register": config_task["register"], "failed_when": config_task["failed_when"]})
+            tasks.append(dict(record, name="%s recorded" % label))
         for label, dbname in (("live counts", live), ("restored counts", restored)):
             tasks.append({"name": label, "community.postgresql.postgresql_query": dict(
                 connection, login_db=dbname, query=ROW_COUNT_QUERY,
                 named_args={"schema": CONTRACT["pi_cluster_appdb_schema"]})})
         play_vars = {"ansible_python_interpreter": sys.executable,
                      "verify_appdb_schema": CONTRACT["pi_cluster_appdb_schema"],
-                     "verify_config_dag_id": "historical_load_equities"}
+                     "verify_config_dag_id": "historical_load_equities",
+                     "verify_appdb_address": pg.host}
         results = run_json_play(tmp_path, [{"hosts": "localhost", "gather_facts": False, "vars": play_vars,
                                             "tasks": tasks}])
     finally:
         pg.drop_database(live)
         pg.drop_database(restored)
+        pg.drop_database(unmigrated)
     for name, result in results.items():
         assert not result.get("failed"), (name, result.get("msg"))
 
-    rows = results["config rows"]["query_result"]
+    config = results["config rows recorded"]["ansible_facts"]["verify_dag_config"]
+    assert config["failed"] is False and config["msg"] == ""
+    rows = config["query_result"]
     assert [r["job_name"] for r in rows] == ["european_markets", "german_markets", "lse", "us_markets"]
-    assert rows[3] == {"dag_id": "historical_load_equities", "job_name": "us_markets", "cpu_request": "500m",
-                       "memory_request": "1Gi", "cpu_limit": "1", "memory_limit": "2Gi", "enabled": True}
+    assert {k: v for k, v in rows[3].items() if k != "updated_at"} == {
+        "dag_id": "historical_load_equities", "job_name": "us_markets", "exchanges": ["NYSE", "NASDAQ"],
+        "cpu_request": "500m", "memory_request": "1Gi", "cpu_limit": "1", "memory_limit": "2Gi", "batch_size": 500,
+        "enabled": True}
     # the rows, as the verify role hands them on, against the recorded task pods of the healthy state
     state = _state_vars("healthy")
     now = state.pop("captured_at")
-    state["dag_config"] = {"failed": False, "msg": "", "query_result": rows}
-    config = {f["id"]: f for f in A.assess(state, dict(ASSESSMENT_NAMES, now=now))["findings"]}["dags.config_resources"]
-    assert config["status"] == "ok", config["evidence"]
+    state["dag_config"] = config
+    by_id = {f["id"]: f for f in A.assess(state, dict(ASSESSMENT_NAMES, now=now))["findings"]}
+    assert by_id["dags.config_resources"]["status"] == "ok", by_id["dags.config_resources"]["evidence"]
+    # an unmigrated appdb: the read fails (a finding, not a failed play) and the report names the cause
+    state["dag_config"] = results["config of an unmigrated database recorded"]["ansible_facts"]["verify_dag_config"]
+    assert state["dag_config"]["failed"] is True and state["dag_config"]["query_result"] == []
+    missing = {f["id"]: f for f in A.assess(state, dict(ASSESSMENT_NAMES, now=now))["findings"]}
+    assert missing["dags.config_resources"]["status"] == "critical"
+    assert "appdb_config not applied" in missing["dags.config_resources"]["root_cause"]
+    assert pg.password not in json.dumps(results)
 
     live_counts = results["live counts"]["query_result"]
     assert {r["table_name"]: r["row_count"] for r in live_counts} == {
