@@ -72,6 +72,7 @@ ansible_facts:
         os: {id: debian, codename: trixie, version_id: "13"}
         cmdline_path: /boot/firmware/cmdline.txt
         cmdline: "console=serial0,115200 console=tty1 root=PARTUUID=8a438930-02 rootfstype=ext4 rootwait"
+        cmdline_text: "console=serial0,115200 console=tty1 root=PARTUUID=8a438930-02 rootfstype=ext4 rootwait\\n"
         cmdline_tokens: [console=serial0,115200, console=tty1, root=PARTUUID=8a438930-02, rootfstype=ext4, rootwait]
         swap_active: []
         packages: {multipath-tools: null, open-iscsi: "2.1.8-1"}
@@ -146,7 +147,8 @@ def gather(module):
     kind = container_kind()
     model = (read_text("/proc/device-tree/model", "") or "").replace("\0", "").strip() or "unknown"
     cmdline_path = next((p for p in params["cmdline_paths"] if os.path.isfile(p)), "")
-    cmdline = (read_text(cmdline_path, "") or "").splitlines()[0].strip() if cmdline_path else ""
+    cmdline_text = read_text(cmdline_path, "") if cmdline_path else ""
+    cmdline = (cmdline_text.splitlines() or [""])[0].strip()
     return {
         "in_container": bool(kind),
         "container": kind,
@@ -154,6 +156,7 @@ def gather(module):
         "os": os_release(read_text("/etc/os-release", "")),
         "cmdline_path": cmdline_path,
         "cmdline": cmdline,
+        "cmdline_text": cmdline_text,
         "cmdline_tokens": cmdline.split(),
         "swap_active": active_swap(read_text("/proc/swaps", "")),
         "packages": package_versions(module, params["packages"]),
