@@ -13,6 +13,9 @@ Rows:
                      (ANSIBLE_SSH_ARGS=''), facts gathered in full by every play
                      (ANSIBLE_GATHERING=implicit, memory cache), forks 5
   no-op, mitogen     the no-op re-run under Mitogen (scripts/mitogen-env.sh: mitogen_linear strategy)
+  no-op, free        the no-op re-run with ANSIBLE_STRATEGY=free (each host runs its play at its own pace;
+                     plays still run one after the other)
+  no-op, mitogen free  both (scripts/mitogen-env.sh free: mitogen_free)
   --tags base_os     a no-op run of one layer's tag: only preflight and base_os run
   floor              a facts-only run on the seven hosts (ansible -m setup, gather_subset=min),
                      the project's settings: the cost of just reaching every host once
@@ -98,9 +101,9 @@ def task_runs(text: str) -> int:
     return sum(c["ok"] + c.get("failed", 0) for h, c in parse_recap(text).items() if h != "localhost")
 
 
-def mitogen_env(env: dict[str, str]) -> dict[str, str]:
-    out = subprocess.run(["bash", "scripts/mitogen-env.sh"], cwd=REPO, env=env, capture_output=True, text=True,
-                         check=True).stdout
+def mitogen_env(env: dict[str, str], strategy: str = "linear") -> dict[str, str]:
+    out = subprocess.run(["bash", "scripts/mitogen-env.sh", strategy], cwd=REPO, env=env, capture_output=True,
+                         text=True, check=True).stdout
     env = dict(env)
     for line in out.splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
@@ -131,6 +134,12 @@ def main() -> None:
     elapsed, text = timed("noop-mitogen", playbook(), mitogen_env(env))
     noop_mitogen = elapsed
     rows.append(("no-op re-run, mitogen", elapsed, str(changed(text)), str(task_runs(text))))
+
+    elapsed, text = timed("noop-free", playbook(), dict(env, ANSIBLE_STRATEGY="free"))
+    rows.append(("no-op re-run, strategy free", elapsed, str(changed(text)), str(task_runs(text))))
+
+    elapsed, text = timed("noop-mitogen-free", playbook(), mitogen_env(env, "free"))
+    rows.append(("no-op re-run, mitogen free", elapsed, str(changed(text)), str(task_runs(text))))
 
     elapsed, text = timed("noop-tag-base_os", playbook(["--tags", "base_os"]), env)
     rows.append(("no-op --tags base_os", elapsed, str(changed(text)), str(task_runs(text))))
