@@ -12,6 +12,11 @@ Rows:
   no-op, defaults    the same run with Ansible's defaults: no pipelining, no ControlPersist
                      (ANSIBLE_SSH_ARGS=''), facts gathered in full by every play
                      (ANSIBLE_GATHERING=implicit, memory cache), forks 5
+  no-op, mitogen     the no-op re-run under Mitogen (scripts/mitogen-env.sh: mitogen_linear strategy)
+  no-op, free        the no-op re-run with ANSIBLE_STRATEGY=free (each host runs its play at its own pace;
+                     plays still run one after the other)
+  no-op, mitogen free  both (scripts/mitogen-env.sh free: mitogen_free)
+  --tags base_os     a no-op run of one layer's tag: only preflight and base_os run
   floor              a facts-only run on the seven hosts (ansible -m setup, gather_subset=min),
                      the project's settings: the cost of just reaching every host once
 Performance only; nothing here asserts a time.
@@ -91,25 +96,53 @@ def changed(text: str) -> int:
     return sum(c["changed"] for h, c in parse_recap(text).items() if h != "localhost")
 
 
+def task_runs(text: str) -> int:
+    """Tasks executed on the hosts (ok + failed in the recap; skipped tasks cost no round trip)."""
+    return sum(c["ok"] + c.get("failed", 0) for h, c in parse_recap(text).items() if h != "localhost")
+
+
+def mitogen_env(env: dict[str, str], strategy: str = "linear") -> dict[str, str]:
+    out = subprocess.run(["bash", "scripts/mitogen-env.sh", strategy], cwd=REPO, env=env, capture_output=True,
+                         text=True, check=True).stdout
+    env = dict(env)
+    for line in out.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reuse", action="store_true", help="use the running lab (no fresh first converge)")
     args = parser.parse_args()
     env = base_env()
-    rows: list[tuple[str, float, str]] = []
+    rows: list[tuple[str, float, str, str]] = []
 
     if not args.reuse:
         subprocess.run(["bash", "lab/lab.sh", "down"], cwd=REPO, env=env, check=True)
         elapsed, _ = timed("lab-up", ["bash", "lab/lab.sh", "up"], env)
-        rows.append(("lab up (7 containers)", elapsed, ""))
+        rows.append(("lab up (7 containers)", elapsed, "", ""))
         elapsed, text = timed("first-converge", playbook(), env)
-        rows.append(("first converge", elapsed, str(changed(text))))
+        rows.append(("first converge", elapsed, str(changed(text)), str(task_runs(text))))
     else:
         timed("lab-up", ["bash", "lab/lab.sh", "up"], env)
 
     elapsed, text = timed("noop", playbook(), env)
     noop = elapsed
-    rows.append(("no-op re-run (project settings)", elapsed, str(changed(text))))
+    rows.append(("no-op re-run (project settings)", elapsed, str(changed(text)), str(task_runs(text))))
+
+    elapsed, text = timed("noop-mitogen", playbook(), mitogen_env(env))
+    noop_mitogen = elapsed
+    rows.append(("no-op re-run, mitogen", elapsed, str(changed(text)), str(task_runs(text))))
+
+    elapsed, text = timed("noop-free", playbook(), dict(env, ANSIBLE_STRATEGY="free"))
+    rows.append(("no-op re-run, strategy free", elapsed, str(changed(text)), str(task_runs(text))))
+
+    elapsed, text = timed("noop-mitogen-free", playbook(), mitogen_env(env, "free"))
+    rows.append(("no-op re-run, mitogen free", elapsed, str(changed(text)), str(task_runs(text))))
+
+    elapsed, text = timed("noop-tag-base_os", playbook(["--tags", "base_os"]), env)
+    rows.append(("no-op --tags base_os", elapsed, str(changed(text)), str(task_runs(text))))
 
     defaults = dict(env)
     defaults.update(
@@ -128,7 +161,7 @@ def main() -> None:
         "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR'",
     ]
     elapsed, text = timed("noop-defaults", playbook(no_mux), defaults)
-    rows.append(("no-op re-run, Ansible defaults", elapsed, str(changed(text))))
+    rows.append(("no-op re-run, Ansible defaults", elapsed, str(changed(text)), str(task_runs(text))))
     noop_defaults = elapsed
 
     floor_cmd = [
@@ -145,16 +178,17 @@ def main() -> None:
     ]
     elapsed, _ = timed("floor", floor_cmd, env)
     floor = elapsed
-    rows.append(("floor: facts-only (setup, min)", elapsed, "-"))
+    rows.append(("floor: facts-only (setup, min)", elapsed, "-", "7"))
 
     print()
     print(f"pi-cluster lab bench ({os.cpu_count()} CPUs), site.yml on 7 podman hosts over SSH")
-    print(f"{'run':34} {'wall s':>8} {'changed':>8} {'x floor':>8}")
-    print("-" * 61)
-    for name, secs, chg in rows:
-        print(f"{name:34} {secs:8.1f} {chg:>8} {secs / floor:8.1f}")
-    print("-" * 61)
+    print(f"{'run':34} {'wall s':>8} {'changed':>8} {'task runs':>10} {'x floor':>8}")
+    print("-" * 72)
+    for name, secs, chg, runs in rows:
+        print(f"{name:34} {secs:8.1f} {chg:>8} {runs:>10} {secs / floor:8.1f}")
+    print("-" * 72)
     print(f"defaults / project settings (no-op): {noop_defaults / noop:.2f}x")
+    print(f"project settings / mitogen (no-op): {noop / noop_mitogen:.2f}x")
     print(f"logs: {LOG_DIR.relative_to(REPO)}/")
     if not args.reuse:
         # the bench made this lab: leave the machine as it found it

@@ -7,6 +7,9 @@ cmdline_ensure  edit the single line of a Raspberry Pi cmdline.txt (tokens exact
 cidr_prefix     '192.168.10.0/24' -> 24
 network_within  is network/address A inside network B ('192.168.10.0/25' in '192.168.10.0/24')
 is_ip           is the string an IPv4/IPv6 address
+file_differs    would a file/template/link/directory task change this path (from pi_host.files)
+packages_missing  the names of a list that pi_host.packages reports as not installed
+packages_present  the names of a list that pi_host.packages reports as installed
 
 Pure python (ipaddress), so no netaddr is needed on the control machine. Documented in the .yml file of
 each filter next to this one.
@@ -16,6 +19,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import hashlib
 import ipaddress
 
 from ansible.errors import AnsibleFilterError
@@ -59,6 +63,52 @@ def is_ip(value):
     return True
 
 
+def _mode(value):
+    """'644', '0644', 0o644 -> '0644' (a string mode is octal, as the file modules read it)."""
+    if isinstance(value, int):
+        return "%04o" % value
+    return "%04o" % int(str(value), 8)
+
+
+def file_differs(files, path, content=None, mode=None, owner=None, group=None, state="file", src=None):
+    """True unless pi_host.files shows `path` exactly as the task would leave it.
+
+    A path that was not read, or any doubt, answers True: the real task then runs and decides.
+    """
+    entry = (files or {}).get(path)
+    if not entry or not entry.get("exists"):
+        return True
+    if entry.get("type") != state:
+        return True
+    if state == "file" and content is not None:
+        if hashlib.sha1(str(content).encode("utf-8")).hexdigest() != entry.get("sha1"):
+            return True
+    if state == "link" and entry.get("link") != src:
+        return True
+    try:
+        if mode is not None and state != "link" and _mode(mode) != entry.get("mode"):
+            return True
+    except ValueError as exc:
+        raise AnsibleFilterError("file_differs: mode %r is not octal" % (mode,)) from exc
+    if owner is not None and str(owner) != entry.get("owner"):
+        return True
+    if group is not None and str(group) != entry.get("group"):
+        return True
+    return False
+
+
+def packages_missing(versions, names):
+    """Names of `names` that are not installed according to pi_host.packages (unknown counts as missing)."""
+    versions = versions or {}
+    return [name for name in names if not versions.get(name)]
+
+
+def packages_present(versions, names):
+    """Names of `names` that pi_host.packages reports as installed."""
+    versions = versions or {}
+    return [name for name in names if versions.get(name)]
+
+
 class FilterModule(object):
     def filters(self):
         return {
@@ -66,4 +116,7 @@ class FilterModule(object):
             "cidr_prefix": cidr_prefix,
             "network_within": network_within,
             "is_ip": is_ip,
+            "file_differs": file_differs,
+            "packages_missing": packages_missing,
+            "packages_present": packages_present,
         }

@@ -3,6 +3,7 @@
 
 
 import pytest
+from ansible.errors import AnsibleFilterError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -126,3 +127,46 @@ def test_cmdline_filter_properties(existing, ensure, second_line):
     assert [t for t in tokens if t.split("=", 1)[0] not in keys] == kept
     assert tail == rest
     assert pi_host.cmdline_ensure(out, ensure, keys) == out
+def test_cmdline_filter_matches_module_util():
+    assert pi_host.cmdline_ensure(BASE, FLAGS, ["cgroup_memory"]) == ensure_tokens(BASE, FLAGS, ["cgroup_memory"])[0]
+
+
+FILES = {
+    "/etc/timezone": {"exists": True, "type": "file", "sha1": "4e7ac3f5a1c7e6b0e0c8a2a0d1b6e0a8b8d1b2c3",
+                      "mode": "0644", "owner": "root", "group": "root", "link": None},
+    "/etc/localtime": {"exists": True, "type": "link", "sha1": None, "mode": "0777", "owner": "root",
+                       "group": "root", "link": "/usr/share/zoneinfo/Europe/Madrid"},
+    "/etc/gone": {"exists": False, "type": None, "sha1": None, "mode": None, "owner": None, "group": None,
+                  "link": None},
+}
+
+
+def test_file_differs_only_when_the_task_would_change_something():
+    import hashlib
+
+    files = dict(FILES)
+    files["/etc/timezone"] = dict(files["/etc/timezone"], sha1=hashlib.sha1(b"Europe/Madrid\n").hexdigest())
+    differs = pi_host.file_differs
+    assert not differs(files, "/etc/timezone", content="Europe/Madrid\n", mode="0644", owner="root", group="root")
+    assert not differs(files, "/etc/timezone", content="Europe/Madrid\n", mode="644")
+    assert not differs(files, "/etc/timezone", content="Europe/Madrid\n", mode=0o644)
+    assert differs(files, "/etc/timezone", content="Europe/Paris\n")
+    assert differs(files, "/etc/timezone", mode="0600")
+    assert differs(files, "/etc/timezone", group="adm")
+    assert not differs(files, "/etc/localtime", state="link", src="/usr/share/zoneinfo/Europe/Madrid")
+    assert differs(files, "/etc/localtime", state="link", src="/usr/share/zoneinfo/Etc/UTC")
+    assert differs(files, "/etc/localtime", content="x")  # a link where a file is wanted
+    assert differs(files, "/etc/gone", state="directory")
+    assert differs(files, "/etc/never-read", content="")  # not read: the real task decides
+
+
+def test_file_differs_refuses_a_mode_that_is_not_octal():
+    with pytest.raises(AnsibleFilterError, match="not octal"):
+        pi_host.file_differs(FILES, "/etc/timezone", mode="rw-r--r--")
+
+
+def test_packages_missing_and_present():
+    versions = {"chrony": "4.3-2", "rpi-swap": None, "curl": "7.88"}
+    assert pi_host.packages_missing(versions, ["chrony", "curl", "rpi-swap", "unread"]) == ["rpi-swap", "unread"]
+    assert pi_host.packages_present(versions, ["rpi-swap", "chrony"]) == ["chrony"]
+    assert pi_host.packages_missing(None, ["chrony"]) == ["chrony"]

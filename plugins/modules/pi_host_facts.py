@@ -1,0 +1,288 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: pi-cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Everything the host layers decide on, read in one round trip."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: pi_host_facts
+short_description: Read what the host layers decide on, in one call per host
+description:
+  - Returns, as the fact C(pi_host), what the host roles (base_os, storage_prereqs, nfs_server) need to decide
+    whether to act - whether the node is a container, the Raspberry Pi model, the OS release, the kernel command
+    line file and its tokens, active swap (and swap lines of C(/etc/fstab)), the installed version of a few packages,
+    the state of a few files and whether a few systemd units are enabled - in one module run,
+    instead of one round trip per question (a C(stat), a C(slurp), a C(command) and a full C(package_facts)).
+  - Reads only; never changes the host.
+version_added: "0.2.0"
+author:
+  - pi-cluster maintainers
+options:
+  cmdline_paths:
+    description:
+      - Candidate paths of C(cmdline.txt), first existing wins (bookworm and trixie use C(/boot/firmware)).
+    type: list
+    elements: path
+    default: [/boot/firmware/cmdline.txt, /boot/cmdline.txt]
+  packages:
+    description:
+      - Debian packages whose installed version is reported (C(None) when not installed).
+    type: list
+    elements: str
+    default: []
+  files:
+    description:
+      - Paths whose type, SHA-1 of the content, mode, owner, group and link target are reported in
+        C(pi_host.files), so that a role renders its file on the control machine and skips the write when the
+        host already holds it (filter C(stratdata.pi_cluster.file_differs)).
+    type: list
+    elements: path
+    default: []
+  kernel_modules:
+    description:
+      - Kernel modules reported in C(pi_host.kernel_modules) as loaded or built in (C(/sys/module/NAME) exists).
+    type: list
+    elements: str
+    default: []
+  units:
+    description:
+      - systemd units whose C(systemctl is-enabled) answer is reported in C(pi_host.units)
+        (C(enabled), C(disabled), C(static), ... or C(not-found)).
+    type: list
+    elements: str
+    default: []
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+notes:
+  - Container detection follows C(systemd-detect-virt --container) - C(/run/systemd/container),
+    C(/run/.containerenv), C(/.dockerenv), PID 1's C(container=) environment - without starting a process.
+"""
+
+EXAMPLES = r"""
+- name: Read the host once
+  stratdata.pi_cluster.pi_host_facts:
+    packages: [multipath-tools, open-iscsi]
+
+- name: Act only on a Pi
+  ansible.builtin.debug:
+    msg: "{{ pi_host.model }} on {{ pi_host.os.codename }}"
+  when: pi_host.model != 'unknown'
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: The fact C(pi_host).
+  returned: always
+  type: complex
+  contains:
+    pi_host:
+      description: What was read.
+      type: dict
+      returned: always
+      sample:
+        hostname: pi-master
+        in_container: false
+        container: ""
+        model: Raspberry Pi 5 Model B Rev 1.0
+        os: {id: debian, codename: trixie, version_id: "13"}
+        cmdline_path: /boot/firmware/cmdline.txt
+        cmdline: "console=serial0,115200 console=tty1 root=PARTUUID=8a438930-02 rootfstype=ext4 rootwait"
+        cmdline_text: "console=serial0,115200 console=tty1 root=PARTUUID=8a438930-02 rootfstype=ext4 rootwait\\n"
+        cmdline_tokens: [console=serial0,115200, console=tty1, root=PARTUUID=8a438930-02, rootfstype=ext4, rootwait]
+        swap_active: []
+        fstab_swap: []
+        packages: {multipath-tools: null, open-iscsi: "2.1.8-1"}
+        files:
+          /etc/timezone: {exists: true, type: file, sha1: 2c3e0b4c3f2e5f6e1b0a8d5c4f0e9d8c7b6a5f4e, mode: "0644",
+                          owner: root, group: root, link: null}
+        units: {chrony: enabled}
+        kernel_modules: {overlay: true, br_netfilter: false}
+"""
+
+import grp
+import hashlib
+import os
+import pwd
+import re
+import socket
+import stat
+
+from ansible.module_utils.basic import AnsibleModule
+
+# The same pattern as base_os's "Comment out swap entries in /etc/fstab".
+FSTAB_SWAP = re.compile(r"^([^#\s]\S*\s+\S+\s+swap\s.*)$")
+CONTAINER_FILES = ("/run/systemd/container", "/run/.containerenv", "/.dockerenv")
+
+
+def read_text(path, default=None):
+    """File content as text, or default when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8", errors="replace")
+    except (IOError, OSError):
+        return default
+
+
+def container_kind():
+    """'' on bare metal/VM, else the container manager's name (as systemd-detect-virt --container)."""
+    text = read_text("/run/systemd/container")
+    if text and text.strip():
+        return text.strip()
+    if os.path.exists("/run/.containerenv"):
+        return "podman"
+    if os.path.exists("/.dockerenv"):
+        return "docker"
+    environ = read_text("/proc/1/environ", "") or ""
+    for item in environ.split("\0"):
+        if item.startswith("container="):
+            return item.split("=", 1)[1] or "container"
+    return ""
+
+
+def os_release(text):
+    """ID, VERSION_ID and VERSION_CODENAME of /etc/os-release."""
+    values = {}
+    for line in (text or "").splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip('"').strip("'")
+    return {"id": values.get("ID", ""), "version_id": values.get("VERSION_ID", ""),
+            "codename": values.get("VERSION_CODENAME", "")}
+
+
+def active_swap(text):
+    """Device/file names of /proc/swaps (its first line is a header)."""
+    return [line.split()[0] for line in (text or "").splitlines()[1:] if line.strip()]
+
+
+def fstab_swap(text):
+    """Active (not commented) swap entries of /etc/fstab, as base_os comments them out."""
+    return [line for line in (text or "").splitlines() if FSTAB_SWAP.match(line)]
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return str(ident)
+
+
+def file_state(path):
+    """What a file task compares: type, SHA-1 of a regular file, mode, owner, group, link target."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return {"exists": False, "type": None, "sha1": None, "mode": None, "owner": None, "group": None,
+                "link": None}
+    if stat.S_ISLNK(info.st_mode):
+        kind = "link"
+    elif stat.S_ISDIR(info.st_mode):
+        kind = "directory"
+    elif stat.S_ISREG(info.st_mode):
+        kind = "file"
+    else:
+        kind = "other"
+    digest = None
+    if kind == "file":
+        sha1 = hashlib.sha1()
+        try:
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(65536), b""):
+                    sha1.update(block)
+            digest = sha1.hexdigest()
+        except (IOError, OSError):
+            digest = None
+    return {
+        "exists": True,
+        "type": kind,
+        "sha1": digest,
+        "mode": "%04o" % stat.S_IMODE(info.st_mode),
+        "owner": _name(pwd.getpwuid, info.st_uid),
+        "group": _name(grp.getgrgid, info.st_gid),
+        "link": os.readlink(path) if kind == "link" else None,
+    }
+
+
+def unit_states(module, names):
+    """{unit: systemctl is-enabled answer}; 'not-found' when systemctl has no answer."""
+    states = dict((name, "not-found") for name in names)
+    systemctl = module.get_bin_path("systemctl") if names else None
+    if not systemctl:
+        return states
+    for name in names:
+        _rc, out, _err = module.run_command([systemctl, "is-enabled", name])
+        answer = out.strip().splitlines()
+        if answer:
+            states[name] = answer[-1].strip()
+    return states
+
+
+def package_versions(module, names):
+    """{name: installed version or None} from one dpkg-query call."""
+    versions = dict((name, None) for name in names)
+    if not names:
+        return versions
+    dpkg = module.get_bin_path("dpkg-query")
+    if not dpkg:
+        return versions
+    _rc, out, _err = module.run_command([dpkg, "-W", "-f=${Package}\t${Status}\t${Version}\n"] + list(names))
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and parts[0] in versions and parts[1].endswith(" installed"):
+            versions[parts[0]] = parts[2]
+    return versions
+
+
+def gather(module):
+    params = module.params
+    kind = container_kind()
+    model = (read_text("/proc/device-tree/model", "") or "").replace("\0", "").strip() or "unknown"
+    cmdline_path = next((p for p in params["cmdline_paths"] if os.path.isfile(p)), "")
+    cmdline_text = read_text(cmdline_path, "") if cmdline_path else ""
+    cmdline = (cmdline_text.splitlines() or [""])[0].strip()
+    return {
+        "hostname": socket.gethostname(),
+        "in_container": bool(kind),
+        "container": kind,
+        "model": model,
+        "os": os_release(read_text("/etc/os-release", "")),
+        "cmdline_path": cmdline_path,
+        "cmdline": cmdline,
+        "cmdline_text": cmdline_text,
+        "cmdline_tokens": cmdline.split(),
+        "swap_active": active_swap(read_text("/proc/swaps", "")),
+        "fstab_swap": fstab_swap(read_text("/etc/fstab", "")),
+        "packages": package_versions(module, params["packages"]),
+        "files": dict((path, file_state(path)) for path in params["files"]),
+        "units": unit_states(module, params["units"]),
+        "kernel_modules": dict((name, os.path.isdir("/sys/module/" + name.replace("-", "_")))
+                               for name in params["kernel_modules"]),
+    }
+
+
+def argument_spec():
+    return dict(
+        cmdline_paths=dict(type="list", elements="path",
+                           default=["/boot/firmware/cmdline.txt", "/boot/cmdline.txt"]),
+        packages=dict(type="list", elements="str", default=[]),
+        files=dict(type="list", elements="path", default=[]),
+        units=dict(type="list", elements="str", default=[]),
+        kernel_modules=dict(type="list", elements="str", default=[]),
+    )
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module.exit_json(changed=False, ansible_facts={"pi_host": gather(module)})
+
+
+if __name__ == "__main__":
+    main()

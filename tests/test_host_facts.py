@@ -1,0 +1,126 @@
+"""pi_host_facts: the one-call host facts of the host layers (real module run on this machine + parsers)."""
+
+import json
+import sys
+
+from conftest import REPO, run_ansible
+
+sys.path.insert(0, str(REPO / "collections"))
+
+from ansible_collections.stratdata.pi_cluster.plugins.modules import pi_host_facts  # noqa: E402
+
+TRIXIE_OS_RELEASE = """PRETTY_NAME="Debian GNU/Linux 13 (trixie)"
+NAME="Debian GNU/Linux"
+VERSION_ID="13"
+VERSION="13 (trixie)"
+VERSION_CODENAME=trixie
+ID=debian
+"""
+
+PROC_SWAPS_ZRAM = """Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority
+/dev/zram0                              partition\t2097148\t\t0\t\t100
+/var/swap                               file\t\t524284\t\t0\t\t-2
+"""
+
+
+def test_os_release_of_trixie():
+    assert pi_host_facts.os_release(TRIXIE_OS_RELEASE) == {"id": "debian", "version_id": "13", "codename": "trixie"}
+
+
+def test_active_swap_lists_zram_and_the_swap_file():
+    assert pi_host_facts.active_swap(PROC_SWAPS_ZRAM) == ["/dev/zram0", "/var/swap"]
+    assert pi_host_facts.active_swap("Filename\tType\tSize\tUsed\tPriority\n") == []
+
+
+def test_module_reads_this_machine_in_one_call(tmp_path):
+    cmdline = tmp_path / "cmdline.txt"
+    cmdline.write_text("console=tty1 root=PARTUUID=1234abcd-02 rootwait cgroup_enable=memory\n")
+    args = json.dumps({"cmdline_paths": [str(tmp_path / "missing.txt"), str(cmdline)],
+                       "packages": ["git", "no-such-package-pi-cluster"]})
+    result = run_ansible(["ansible", "localhost", "-i", "localhost,", "-c", "local", "-m",
+                          "stratdata.pi_cluster.pi_host_facts", "-a", args,
+                          "-e", "ansible_python_interpreter=%s" % sys.executable, "--check"])
+    assert result.returncode == 0, result.stdout
+    facts = json.loads(result.stdout.split("=>", 1)[1])["ansible_facts"]["pi_host"]
+    assert facts["cmdline_path"] == str(cmdline)
+    assert facts["cmdline_tokens"] == ["console=tty1", "root=PARTUUID=1234abcd-02", "rootwait", "cgroup_enable=memory"]
+    assert facts["packages"]["git"]  # installed on every machine that runs these tests
+    assert facts["packages"]["no-such-package-pi-cluster"] is None
+    assert facts["os"]["id"] == "debian"
+    assert isinstance(facts["in_container"], bool)
+
+
+FSTAB = """proc            /proc           proc    defaults          0       0
+PARTUUID=1234abcd-01  /boot/firmware  vfat    defaults          0       2
+/var/swap       none            swap    sw                0       0
+# /swapfile     none            swap    sw                0       0
+"""
+
+
+def test_fstab_swap_lists_the_lines_base_os_comments_out():
+    assert pi_host_facts.fstab_swap(FSTAB) == ["/var/swap       none            swap    sw                0       0"]
+    assert pi_host_facts.fstab_swap("# /var/swap none swap sw 0 0  # swap disabled for k3s\n") == []
+
+
+def test_file_differs_decides_like_the_template_module(tmp_path):
+    """A real template task writes a file; pi_host_facts reads it back; file_differs says "skip" only then.
+
+    This is the contract the host roles' `when: ... file_differs(...)` conditions rest on: the control
+    machine's rendering (lookup template) hashes to what the template module wrote on the host.
+    """
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "t.conf.j2").write_text(
+        "# {{ ansible_managed }}\n{% for key, value in settings.items() %}\n{{ key }} = {{ value }}\n{% endfor %}\n")
+    dest = tmp_path / "t.conf"
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(f"""
+- name: File_differs against the template module
+  hosts: localhost
+  gather_facts: false
+  vars:
+    settings: {{a: 1, b: two}}
+    dest: {dest}
+    rendered: "{{{{ lookup('template', 't.conf.j2') }}}}"
+  tasks:
+    - name: Read before
+      stratdata.pi_cluster.pi_host_facts: {{files: ["{{{{ dest }}}}", "{tmp_path}/missing"]}}
+    - name: Differs before
+      ansible.builtin.assert:
+        that:
+          - pi_host.files | stratdata.pi_cluster.file_differs(dest, content=rendered, mode='0640')
+          - pi_host.files | stratdata.pi_cluster.file_differs('{tmp_path}/missing', state='directory')
+    - name: Write
+      ansible.builtin.template: {{src: t.conf.j2, dest: "{{{{ dest }}}}", mode: "0640"}}
+    - name: Read after
+      stratdata.pi_cluster.pi_host_facts: {{files: ["{{{{ dest }}}}", "{tmp_path}"]}}
+    - name: Same after, differs for another mode, content or owner
+      ansible.builtin.assert:
+        that:
+          - not (pi_host.files | stratdata.pi_cluster.file_differs(dest, content=rendered, mode='0640'))
+          - not (pi_host.files | stratdata.pi_cluster.file_differs('{tmp_path}', state='directory'))
+          - pi_host.files | stratdata.pi_cluster.file_differs(dest, content=rendered, mode='0644')
+          - pi_host.files | stratdata.pi_cluster.file_differs(dest, content='other', mode='0640')
+          - pi_host.files | stratdata.pi_cluster.file_differs(dest, owner='no-such-owner-pi-cluster')
+          - pi_host.files | stratdata.pi_cluster.file_differs(dest, state='link', src='/x')
+""")
+    result = run_ansible(["ansible-playbook", "-i", "localhost,", "-c", "local", str(playbook),
+                          "-e", "ansible_python_interpreter=%s" % sys.executable])
+    assert result.returncode == 0, result.stdout
+    assert "failed=0" in result.stdout
+
+
+def test_links_units_and_kernel_modules_in_one_call(tmp_path):
+    link = tmp_path / "localtime"
+    link.symlink_to("/usr/share/zoneinfo/Etc/UTC")
+    args = json.dumps({"files": [str(link)], "units": ["no-such-unit-pi-cluster"],
+                       "kernel_modules": ["no_such_module_pi_cluster"]})
+    result = run_ansible(["ansible", "localhost", "-i", "localhost,", "-c", "local", "-m",
+                          "stratdata.pi_cluster.pi_host_facts", "-a", args,
+                          "-e", "ansible_python_interpreter=%s" % sys.executable])
+    assert result.returncode == 0, result.stdout
+    facts = json.loads(result.stdout.split("=>", 1)[1])["ansible_facts"]["pi_host"]
+    assert facts["files"][str(link)]["type"] == "link"
+    assert facts["files"][str(link)]["link"] == "/usr/share/zoneinfo/Etc/UTC"
+    assert facts["units"]["no-such-unit-pi-cluster"] != "enabled"
+    assert facts["kernel_modules"] == {"no_such_module_pi_cluster": False}
+    assert facts["hostname"]
