@@ -217,3 +217,12 @@ def test_the_dag_modes_are_written_once():
     assert places == {}
     assert _mode_lists(owner) == ["line %d" % next(
         i for i, line in enumerate((REPO / owner).read_text().splitlines(), 1) if line.startswith("DAG_MODES"))]
+
+
+def test_no_merge_conflict_markers_are_committed():
+    """A rebase once left <<<<<<< / >>>>>>> lines in a role README: no tracked text file may hold them."""
+    import subprocess
+
+    out = subprocess.run(["git", "grep", "-n", "-I", "-E", "^(<{7} |>{7} |={7}$)"], cwd=REPO,
+                         capture_output=True, text=True).stdout
+    assert out == "", out

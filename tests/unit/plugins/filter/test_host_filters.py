@@ -127,12 +127,11 @@ def test_cmdline_filter_properties(existing, ensure, second_line):
     assert [t for t in tokens if t.split("=", 1)[0] not in keys] == kept
     assert tail == rest
     assert pi_host.cmdline_ensure(out, ensure, keys) == out
-def test_cmdline_filter_matches_module_util():
-    assert pi_host.cmdline_ensure(BASE, FLAGS, ["cgroup_memory"]) == ensure_tokens(BASE, FLAGS, ["cgroup_memory"])[0]
 
 
 FILES = {
-    "/etc/timezone": {"exists": True, "type": "file", "sha1": "4e7ac3f5a1c7e6b0e0c8a2a0d1b6e0a8b8d1b2c3",
+    "/etc/timezone": {"exists": True, "type": "file",
+                      "sha1": "4e7ac3f5a1c7e6b0e0c8a2a0d1b6e0a8b8d1b2c3",  # pragma: allowlist secret
                       "mode": "0644", "owner": "root", "group": "root", "link": None},
     "/etc/localtime": {"exists": True, "type": "link", "sha1": None, "mode": "0777", "owner": "root",
                        "group": "root", "link": "/usr/share/zoneinfo/Europe/Madrid"},
