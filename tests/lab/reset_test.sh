@@ -28,8 +28,10 @@ fail() { say "FAIL: $*"; exit 1; }
 cleanup() { podman rm -f -t 2 "${NODE}" >/dev/null 2>&1 || true; rm -rf "${WORK}"; }
 trap cleanup EXIT
 
-image="$(podman images --format '{{.Repository}}:{{.Tag}}' | grep -m1 '^localhost/pi-cluster-lab:amd64-' || true)"
-[[ -n "${image}" ]] || image="$(bash lab/lab.sh image | tail -n1)"
+lab_image() { podman images --format '{{.Repository}}:{{.Tag}}' | grep -m1 '^localhost/pi-cluster-lab:bookworm-amd64-' || true; }
+image="$(lab_image)"
+[[ -n "${image}" ]] || { bash lab/lab.sh image bookworm >/dev/null; image="$(lab_image)"; }
+[[ -n "${image}" ]] || fail "no bookworm lab image (lab/lab.sh image bookworm)"
 podman rm -f -t 2 "${NODE}" >/dev/null 2>&1 || true
 podman run -d --name "${NODE}" --hostname pi-worker-05 --systemd=always --cap-add NET_ADMIN,SYS_ADMIN \
     "${image}" >/dev/null
