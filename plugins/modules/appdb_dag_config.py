@@ -26,7 +26,7 @@ description:
   - Every name and code is matched against its whole grammar (a value with a trailing newline such as
     C("NYSE\\n") is refused).
   - The tables are created by M(stratdata.pi_cluster.appdb_migrations); run it first. In check mode, missing
-    tables are not an error: the module reports that every declared row would be inserted (what the real
+    tables are not an error - the module reports that every declared row would be inserted (what the real
     run does after the pending migrations), with a warning.
   - A database or driver error (including a connection lost mid-write) fails with what happened, the
     fact that the transaction was rolled back (nothing written) and what to do.

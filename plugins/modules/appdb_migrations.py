@@ -18,11 +18,11 @@ description:
   - Each migration runs in B(one transaction together with its ledger row), so a migration that fails
     halfway leaves nothing of itself behind; the error names the file.
   - Each migration runs on B(its own new connection), so session state that a file sets (C(SET search_path),
-    C(SET ROLE), temporary tables) never leaks into the next file: one run that applies two files gives the
+    C(SET ROLE), temporary tables) never leaks into the next file - one run that applies two files gives the
     same result as two runs that apply one each.
   - A file containing B(transaction control) (C(BEGIN), C(START TRANSACTION), C(COMMIT), C(END), C(ROLLBACK),
     C(ABORT), C(SAVEPOINT), C(RELEASE), C(PREPARE TRANSACTION)) is refused before anything runs, naming the
-    file and line: it would end the module's transaction and keep half a migration without its ledger row.
+    file and line - it would end the module's transaction and keep half a migration without its ledger row.
     Comments, string literals and dollar-quoted or C(BEGIN ATOMIC) function bodies are not statements, so
     a PL/pgSQL body that contains the word C(COMMIT) is fine.
   - Files are read as UTF-8; a file that is not UTF-8 is refused naming the file and the byte offset. A
