@@ -419,13 +419,15 @@ def _system_deps_as_other_user(tmp_path: Path) -> None:
 
 def test_make_targets_install_system_packages_first():
     """make test / make lab (and every venv) depend on system-deps; .ci/run only calls make test."""
+    # Under CI this test runs inside `make test`: a nested make prints "Entering directory" unless told not to.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     out = subprocess.run(
-        ["make", "-n", "-B", "test", "lab"],
+        ["make", "--no-print-directory", "-n", "-B", "test", "lab"],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=False,
-        env={**os.environ, "VENV": "/nonexistent/venv"},
+        env={**env, "VENV": "/nonexistent/venv"},
     ).stdout.splitlines()
     assert out[0] == "bash scripts/system-deps.sh", out[:3]
     ci = (REPO / ".ci" / "run").read_text()
