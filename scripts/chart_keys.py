@@ -4,12 +4,13 @@
 Development helper; the chart comes from its upstream repository and is never committed:
 
     git -C MIRROR archive COMMIT CHART_PATH | tar -x -C /tmp/charts
-    python3 scripts/chart_keys.py record /tmp/charts/CHART_PATH "owner/repo COMMIT CHART_PATH" \\
+    python3 scripts/chart_keys.py record /tmp/charts/CHART_PATH "github.com/OWNER/REPO commit COMMIT, CHART_PATH" \\
         > tests/data/chart_keys/NAME-VERSION.txt
     python3 scripts/chart_keys.py check build/rendered/x.values.yaml tests/data/chart_keys/NAME-VERSION.txt
 
 `record` lists every key path of the chart's values.yaml and values.schema.json, and every `.Values.a.b`
-path its templates read. A path ending in `.*` is free-form below: an empty map or null in values.yaml
+path its templates read; a dependency unpacked under `charts/<name>/` counts under its name (or alias), its
+`global.*` keys at the top. A path ending in `.*` is free-form below: an empty map or null in values.yaml
 (annotations, resources, nodeSelector ...), or a schema object without "properties" or with
 "additionalProperties" set. Lists are leaves. The header names the source (repository, commit, path).
 `check` prints the key paths of a rendered values file that the recorded chart does not declare.
@@ -85,7 +86,12 @@ def schema_keys(node, prefix=(), defs=None):
     return exact, free
 
 
-def record(chart_dir, source):
+def _under(prefix, path):
+    return path if path == "global" or path.startswith("global.") else prefix + "." + path
+
+
+def chart_keys(chart_dir):
+    """(exact paths, free-form prefixes) a chart declares, its unpacked subcharts included."""
     chart_dir = Path(chart_dir)
     meta = yaml.safe_load((chart_dir / "Chart.yaml").read_text())
     exact, free = values_keys(yaml.safe_load((chart_dir / "values.yaml").read_text()) or {})
@@ -99,6 +105,23 @@ def record(chart_dir, source):
             for match in VALUES_REF_RE.finditer(template.read_text(errors="replace")):
                 parts = match.group(1).lstrip(".").split(".")
                 exact |= {".".join(parts[:n]) for n in range(1, len(parts) + 1)}
+    # A dependency unpacked under charts/<name>/ takes its values under <alias or name>., except global.*,
+    # which Helm shares between a chart and its subcharts.
+    for dependency in meta.get("dependencies") or []:
+        sub_dir = chart_dir / "charts" / dependency["name"]
+        if not (sub_dir / "Chart.yaml").exists():
+            continue
+        prefix = dependency.get("alias") or dependency["name"]
+        exact.add(prefix)
+        sub_exact, sub_free = chart_keys(sub_dir)
+        exact |= {_under(prefix, path) for path in sub_exact}
+        free |= {_under(prefix, path) for path in sub_free}
+    return exact, free
+
+
+def record(chart_dir, source):
+    meta = yaml.safe_load((Path(chart_dir) / "Chart.yaml").read_text())
+    exact, free = chart_keys(chart_dir)
     lines = [
         "# Value key paths that the %s %s chart declares (values.yaml, values.schema.json, .Values in templates)."
         % (meta["name"], meta["version"]),
