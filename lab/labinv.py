@@ -202,7 +202,9 @@ def lab_addresses(src: str, subnet: str) -> dict[str, str]:
 
 # The only variables the lab inventory adds to or changes from the real one (tests/unit/test_lab_tooling.py
 # compares `ansible-inventory --list` of both): per host, what physically differs...
-LAB_HOST_VARS = frozenset({"ansible_host", "ansible_ssh_private_key_file", "ansible_ssh_common_args"})
+LAB_HOST_VARS = frozenset(
+    {"ansible_host", "ansible_ssh_private_key_file", "ansible_ssh_common_args", "ansible_host_key_checking"}
+)
 # ...for all hosts, the podman network and throwaway key (lab_*), and inventory/lab/group_vars/all/zz_lab.yml.
 LAB_GROUP_VARS = frozenset({"lab_network", "lab_network_subnet", "lab_network_gateway", "lab_ssh_key"})
 
@@ -234,6 +236,9 @@ def write_inventory(args: argparse.Namespace) -> None:
                 "ansible_host": addresses[name],
                 "ansible_ssh_private_key_file": args.key,
                 "ansible_ssh_common_args": ssh_args,
+                # Each lab create makes new host keys. The -o options above cover OpenSSH; Mitogen's
+                # ssh puts its own StrictHostKeyChecking first (from this variable), so say it here too.
+                "ansible_host_key_checking": False,
             }
         )
         merged[name] = hv

@@ -157,6 +157,7 @@ def test_generated_inventory_has_the_real_groups(real_inventory, tmp_path):
     assert master["ansible_ssh_private_key_file"] == "/k/id_ed25519"
     assert "StrictHostKeyChecking=no" in master["ansible_ssh_common_args"]
     assert "UserKnownHostsFile=/dev/null" in master["ansible_ssh_common_args"]
+    assert master["ansible_host_key_checking"] is False  # Mitogen's ssh ignores the -o above for this
     assert master["node_note"] == "n0"  # other host variables of the real inventory are kept
 
 
@@ -188,6 +189,7 @@ LAB_ONLY_VARIABLES = {
     "ansible_host",
     "ansible_ssh_private_key_file",
     "ansible_ssh_common_args",
+    "ansible_host_key_checking",
     # the podman network and the lab key's path (lab_* names no role reads)
     "lab_network",
     "lab_network_subnet",
