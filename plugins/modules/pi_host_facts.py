@@ -15,7 +15,8 @@ short_description: Read what the host layers decide on, in one call per host
 description:
   - Returns, as the fact C(pi_host), what the host roles (base_os, storage_prereqs, nfs_server) need to decide
     whether to act - whether the node is a container, the Raspberry Pi model, the OS release, the kernel command
-    line file and its tokens, active swap (and swap lines of C(/etc/fstab)), the installed version of a few packages,
+    line file and its tokens, active swap (and swap lines of C(/etc/fstab)), whether the running kernel has the memory
+    cgroup controller, the installed version of a few packages,
     the state of a few files and whether a few systemd units are enabled - in one module run,
     instead of one round trip per question (a C(stat), a C(slurp), a C(command) and a full C(package_facts)).
   - Reads only; never changes the host.
@@ -52,7 +53,8 @@ options:
   units:
     description:
       - systemd units whose C(systemctl is-enabled) answer is reported in C(pi_host.units)
-        (C(enabled), C(disabled), C(static), ... or C(not-found)).
+        (C(enabled), C(disabled), C(static), ... or C(not-found)) and whose C(systemctl is-active) answer is
+        reported in C(pi_host.units_active) (C(active), C(inactive), C(failed), ... or C(not-found)).
     type: list
     elements: str
     default: []
@@ -99,11 +101,13 @@ ansible_facts:
         cmdline_tokens: [console=serial0,115200, console=tty1, root=PARTUUID=8a438930-02, rootfstype=ext4, rootwait]
         swap_active: []
         fstab_swap: []
+        memory_cgroup: {source: /sys/fs/cgroup/cgroup.controllers, present: true}
         packages: {multipath-tools: null, open-iscsi: "2.1.8-1"}
         files:
           /etc/timezone: {exists: true, type: file, sha1: 2c3e0b4c3f2e5f6e1b0a8d5c4f0e9d8c7b6a5f4e, mode: "0644",
                           owner: root, group: root, link: null}
         units: {chrony: enabled}
+        units_active: {chrony: active}
         kernel_modules: {overlay: true, br_netfilter: false}
 """
 
@@ -168,6 +172,19 @@ def fstab_swap(text):
     return [line for line in (text or "").splitlines() if FSTAB_SWAP.match(line)]
 
 
+def memory_cgroup(controllers_text, proc_cgroups_text):
+    """Whether the running kernel has the memory controller, and the file that says so.
+
+    cgroup v2 lists its controllers in /sys/fs/cgroup/cgroup.controllers; a cgroup v1 hierarchy has no such
+    file, and /proc/cgroups marks an enabled controller with 1 in its fourth column.
+    """
+    if controllers_text is not None:
+        return {"source": "/sys/fs/cgroup/cgroup.controllers", "present": "memory" in controllers_text.split()}
+    present = any(len(fields) >= 4 and fields[0] == "memory" and fields[3] == "1"
+                  for fields in (line.split() for line in (proc_cgroups_text or "").splitlines()))
+    return {"source": "/proc/cgroups", "present": present}
+
+
 def _name(lookup, ident):
     try:
         return lookup(ident)[0]
@@ -211,14 +228,14 @@ def file_state(path):
     }
 
 
-def unit_states(module, names):
-    """{unit: systemctl is-enabled answer}; 'not-found' when systemctl has no answer."""
+def unit_states(module, names, question="is-enabled"):
+    """{unit: systemctl is-enabled (or is-active) answer}; 'not-found' when systemctl has no answer."""
     states = dict((name, "not-found") for name in names)
     systemctl = module.get_bin_path("systemctl") if names else None
     if not systemctl:
         return states
     for name in names:
-        _rc, out, _err = module.run_command([systemctl, "is-enabled", name])
+        _rc, out, _err = module.run_command([systemctl, question, name])
         answer = out.strip().splitlines()
         if answer:
             states[name] = answer[-1].strip()
@@ -260,9 +277,11 @@ def gather(module):
         "cmdline_tokens": cmdline.split(),
         "swap_active": active_swap(read_text("/proc/swaps", "")),
         "fstab_swap": fstab_swap(read_text("/etc/fstab", "")),
+        "memory_cgroup": memory_cgroup(read_text("/sys/fs/cgroup/cgroup.controllers"), read_text("/proc/cgroups")),
         "packages": package_versions(module, params["packages"]),
         "files": dict((path, file_state(path)) for path in params["files"]),
         "units": unit_states(module, params["units"]),
+        "units_active": unit_states(module, params["units"], "is-active"),
         "kernel_modules": dict((name, os.path.isdir("/sys/module/" + name.replace("-", "_")))
                                for name in params["kernel_modules"]),
     }

@@ -122,5 +122,26 @@ def test_links_units_and_kernel_modules_in_one_call(tmp_path):
     assert facts["files"][str(link)]["type"] == "link"
     assert facts["files"][str(link)]["link"] == "/usr/share/zoneinfo/Etc/UTC"
     assert facts["units"]["no-such-unit-pi-cluster"] != "enabled"
+    assert facts["units_active"]["no-such-unit-pi-cluster"] != "active"
     assert facts["kernel_modules"] == {"no_such_module_pi_cluster": False}
     assert facts["hostname"]
+
+
+PROC_CGROUPS_V1 = """#subsys_name\thierarchy\tnum_cgroups\tenabled
+cpuset\t6\t1\t1
+cpu\t3\t64\t1
+memory\t0\t98\t0
+pids\t9\t70\t1
+"""
+
+
+def test_memory_cgroup_from_either_hierarchy():
+    """cgroup v2 (cgroup.controllers) wins; a v1 kernel answers in /proc/cgroups' enabled column."""
+    v2 = "/sys/fs/cgroup/cgroup.controllers"
+    assert pi_host_facts.memory_cgroup("cpuset cpu io memory pids\n", PROC_CGROUPS_V1) == {"source": v2, "present": True}
+    # a Pi kernel booted without cgroup_enable=memory: v2 lists no memory controller
+    assert pi_host_facts.memory_cgroup("cpuset cpu io pids\n", None) == {"source": v2, "present": False}
+    assert pi_host_facts.memory_cgroup(None, PROC_CGROUPS_V1) == {"source": "/proc/cgroups", "present": False}
+    enabled = PROC_CGROUPS_V1.replace("memory\t0\t98\t0", "memory\t4\t98\t1")
+    assert pi_host_facts.memory_cgroup(None, enabled) == {"source": "/proc/cgroups", "present": True}
+    assert pi_host_facts.memory_cgroup(None, None) == {"source": "/proc/cgroups", "present": False}
