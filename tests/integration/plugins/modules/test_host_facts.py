@@ -138,7 +138,8 @@ pids\t9\t70\t1
 def test_memory_cgroup_from_either_hierarchy():
     """cgroup v2 (cgroup.controllers) wins; a v1 kernel answers in /proc/cgroups' enabled column."""
     v2 = "/sys/fs/cgroup/cgroup.controllers"
-    assert pi_host_facts.memory_cgroup("cpuset cpu io memory pids\n", PROC_CGROUPS_V1) == {"source": v2, "present": True}
+    with_memory = pi_host_facts.memory_cgroup("cpuset cpu io memory pids\n", PROC_CGROUPS_V1)
+    assert with_memory == {"source": v2, "present": True}
     # a Pi kernel booted without cgroup_enable=memory: v2 lists no memory controller
     assert pi_host_facts.memory_cgroup("cpuset cpu io pids\n", None) == {"source": v2, "present": False}
     assert pi_host_facts.memory_cgroup(None, PROC_CGROUPS_V1) == {"source": "/proc/cgroups", "present": False}
