@@ -67,9 +67,12 @@ reset-test: system-deps venv  ## playbooks/reset.yml on one node holding a k3s a
 fault-test: system-deps venv  ## stop one lab host mid-converge; the other six finish; a re-run converges it
 	bash tests/lab/fault_test.sh
 
+# `molecule destroy` (destroy.yml = lab/lab.sh down) rather than lab.sh down alone: it also resets molecule's
+# state, which `--destroy never` would otherwise keep as "created" for the next run in the same path, whose
+# create step is then skipped ("instances already created") and whose syntax step finds no hosts.
 lab-tests: system-deps venv  ## molecule on the lab, then the fault test on the same lab, then remove it
-	bash lab/lab.sh down
-	molecule test -s default --destroy never && bash tests/lab/fault_test.sh; rc=$$?; bash lab/lab.sh down; exit $$rc
+	molecule destroy -s default
+	molecule test -s default --destroy never && bash tests/lab/fault_test.sh; rc=$$?; molecule destroy -s default || bash lab/lab.sh down; exit $$rc
 
 test: system-deps lint syntax secrets unit lab-tests  ## everything CI runs (installs what it needs first)
 
