@@ -44,6 +44,13 @@ options:
     type: list
     elements: path
     default: []
+  checksum:
+    description:
+      - Whether the SHA-1 of each regular file in O(files) is computed. V(false) reports C(sha1) as C(None):
+        for a large binary (the helm binary, about 50 MB) whose content the role checks another way, so that
+        a no-op run does not read it whole.
+    type: bool
+    default: true
   kernel_modules:
     description:
       - Kernel modules reported in C(pi_host.kernel_modules) as loaded or built in (C(/sys/module/NAME) exists).
@@ -53,8 +60,15 @@ options:
   units:
     description:
       - systemd units whose C(systemctl is-enabled) answer is reported in C(pi_host.units)
-        (C(enabled), C(disabled), C(static), ... or C(not-found)) and whose C(systemctl is-active) answer is
-        reported in C(pi_host.units_active) (C(active), C(inactive), C(failed), ... or C(not-found)).
+        (C(enabled), C(disabled), C(static), ... or C(not-found)).
+    type: list
+    elements: str
+    default: []
+  active_units:
+    description:
+      - systemd units whose C(systemctl is-active) answer is reported in C(pi_host.units_active)
+        (C(active), C(inactive), C(failed), ... or C(not-found)); one process per unit, so only the units a
+        role starts itself.
     type: list
     elements: str
     default: []
@@ -192,8 +206,9 @@ def _name(lookup, ident):
         return str(ident)
 
 
-def file_state(path):
-    """What a file task compares: type, SHA-1 of a regular file, mode, owner, group, link target."""
+def file_state(path, checksum=True):
+    """What a file task compares: type, SHA-1 of a regular file (unless checksum is False), mode, owner,
+    group, link target."""
     try:
         info = os.lstat(path)
     except OSError:
@@ -208,7 +223,7 @@ def file_state(path):
     else:
         kind = "other"
     digest = None
-    if kind == "file":
+    if kind == "file" and checksum:
         sha1 = hashlib.sha1()
         try:
             with open(path, "rb") as handle:
@@ -279,9 +294,9 @@ def gather(module):
         "fstab_swap": fstab_swap(read_text("/etc/fstab", "")),
         "memory_cgroup": memory_cgroup(read_text("/sys/fs/cgroup/cgroup.controllers"), read_text("/proc/cgroups")),
         "packages": package_versions(module, params["packages"]),
-        "files": dict((path, file_state(path)) for path in params["files"]),
+        "files": dict((path, file_state(path, params["checksum"])) for path in params["files"]),
         "units": unit_states(module, params["units"]),
-        "units_active": unit_states(module, params["units"], "is-active"),
+        "units_active": unit_states(module, params["active_units"], "is-active"),
         "kernel_modules": dict((name, os.path.isdir("/sys/module/" + name.replace("-", "_")))
                                for name in params["kernel_modules"]),
     }
@@ -293,7 +308,9 @@ def argument_spec():
                            default=["/boot/firmware/cmdline.txt", "/boot/cmdline.txt"]),
         packages=dict(type="list", elements="str", default=[]),
         files=dict(type="list", elements="path", default=[]),
+        checksum=dict(type="bool", default=True),
         units=dict(type="list", elements="str", default=[]),
+        active_units=dict(type="list", elements="str", default=[]),
         kernel_modules=dict(type="list", elements="str", default=[]),
     )
 

@@ -112,8 +112,12 @@ def test_file_differs_decides_like_the_template_module(tmp_path):
 def test_links_units_and_kernel_modules_in_one_call(tmp_path):
     link = tmp_path / "localtime"
     link.symlink_to("/usr/share/zoneinfo/Etc/UTC")
-    args = json.dumps({"files": [str(link)], "units": ["no-such-unit-pi-cluster"],
+    big = tmp_path / "binary"
+    big.write_bytes(b"\0" * 1024)
+    args = json.dumps({"files": [str(link)], "units": ["no-such-unit-pi-cluster", "other-unit-pi-cluster"],
+                       "active_units": ["no-such-unit-pi-cluster"],
                        "kernel_modules": ["no_such_module_pi_cluster"]})
+    no_checksum = json.dumps({"files": [str(big)], "checksum": False})
     result = run_ansible(["ansible", "localhost", "-i", "localhost,", "-c", "local", "-m",
                           "stratdata.pi_cluster.pi_host_facts", "-a", args,
                           "-e", "ansible_python_interpreter=%s" % sys.executable])
@@ -123,8 +127,45 @@ def test_links_units_and_kernel_modules_in_one_call(tmp_path):
     assert facts["files"][str(link)]["link"] == "/usr/share/zoneinfo/Etc/UTC"
     assert facts["units"]["no-such-unit-pi-cluster"] != "enabled"
     assert facts["units_active"]["no-such-unit-pi-cluster"] != "active"
+    assert list(facts["units_active"]) == ["no-such-unit-pi-cluster"]  # is-active only where asked
     assert facts["kernel_modules"] == {"no_such_module_pi_cluster": False}
     assert facts["hostname"]
+    result = run_ansible(["ansible", "localhost", "-i", "localhost,", "-c", "local", "-m",
+                          "stratdata.pi_cluster.pi_host_facts", "-a", no_checksum,
+                          "-e", "ansible_python_interpreter=%s" % sys.executable])
+    assert result.returncode == 0, result.stdout
+    state = json.loads(result.stdout.split("=>", 1)[1])["ansible_facts"]["pi_host"]["files"][str(big)]
+    assert state["type"] == "file" and state["sha1"] is None and state["mode"]
+
+
+def test_every_unit_a_role_reads_is_one_its_fact_call_asks_for():
+    """pi_host.units[X] / pi_host.units_active[X] in a role needs X in that role's units / active_units.
+
+    The lab cannot catch a miss: in containers the chrony condition short-circuits on in_container first,
+    so a KeyError would first appear on a real Pi.
+    """
+    import re
+
+    import yaml
+
+    checked = 0
+    for role in sorted((REPO / "roles").iterdir()):
+        asked = {"units": set(), "units_active": set()}
+        text = ""
+        for path in sorted(role.glob("tasks/*.yml")) + sorted(role.glob("vars/*.yml")):
+            text += path.read_text()
+            if path.parent.name != "tasks":
+                continue
+            for task in yaml.safe_load(path.read_text()) or []:
+                call = (task or {}).get("stratdata.pi_cluster.pi_host_facts")
+                if isinstance(call, dict):
+                    asked["units"].update(call.get("units") or [])
+                    asked["units_active"].update(call.get("active_units") or [])
+        for key in asked:
+            for unit in re.findall(r"pi_host\.%s\[['\"]([^'\"]+)['\"]\]" % key, text):
+                checked += 1
+                assert unit in asked[key], "%s reads pi_host.%s[%r] but never asks for it" % (role.name, key, unit)
+    assert checked >= 4
 
 
 PROC_CGROUPS_V1 = """#subsys_name\thierarchy\tnum_cgroups\tenabled
