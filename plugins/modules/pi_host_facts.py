@@ -46,7 +46,7 @@ options:
     default: []
   checksum:
     description:
-      - Whether the SHA-1 of each regular file in O(files) is computed. V(false) reports C(sha1) as C(None):
+      - Whether the SHA-1 of each regular file in O(files) is computed. V(false) reports C(sha1) as C(None),
         for a large binary (the helm binary, about 50 MB) whose content the role checks another way, so that
         a no-op run does not read it whole.
     type: bool
