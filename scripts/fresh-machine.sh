@@ -12,7 +12,8 @@
 # Why pivot_root: podman inside a chroot starts the lab's systemd containers, but `podman exec` (and
 # nsenter) from a chrooted process lands outside the container (reads the host's /proc/1), so every
 # container looks "offline" and the lab never comes up; the same run behind pivot_root works.
-# What it shares with this machine: the kernel, the network namespace (so the lab must not run on this
+# Its own PID namespace too, so that daemons the run starts (apt-cacher-ng, conmon, the lab's containers) end
+# with it instead of holding port 3142 on this machine. What it shares with this machine: the kernel, the network namespace (so the lab must not run on this
 # machine at the same time: same network name and subnet) and the package-registry settings (pip config,
 # CA files), which a new machine of this kind has too. Needs root and debootstrap.
 set -euo pipefail
@@ -56,7 +57,7 @@ case "${1:-}" in
         registry_settings "$d"
         mapfile -t pass < <(env | grep -E '^(PIP_[A-Z_]+|SSL_CERT_FILE|SSL_CERT_DIR|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE)=' || true)
         # shellcheck disable=SC2016  # expanded by the inner shell, inside the new mount namespace
-        exec unshare --mount --uts --propagation private --fork env D="$d" CMD="$*" bash -c '
+        exec unshare --mount --uts --pid --propagation private --fork env D="$d" CMD="$*" bash -c '
             set -e
             mount --bind "$D" "$D"
             mount -t proc proc "$D/proc"
