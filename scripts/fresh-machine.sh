@@ -12,10 +12,11 @@
 # Why pivot_root: podman inside a chroot starts the lab's systemd containers, but `podman exec` (and
 # nsenter) from a chrooted process lands outside the container (reads the host's /proc/1), so every
 # container looks "offline" and the lab never comes up; the same run behind pivot_root works.
-# Its own PID namespace too, so that daemons the run starts (apt-cacher-ng, conmon, the lab's containers) end
-# with it instead of holding port 3142 on this machine. What it shares with this machine: the kernel, the network namespace (so the lab must not run on this
-# machine at the same time: same network name and subnet) and the package-registry settings (pip config,
-# CA files), which a new machine of this kind has too. Needs root and debootstrap.
+# Its own PID namespace too, so that daemons the run starts (apt-cacher-ng, conmon, the lab's containers)
+# end with it instead of holding port 3142 on this machine. What it shares with this machine: the kernel,
+# the network namespace (so the lab must not run on this machine at the same time: same network name and
+# subnet) and the package-registry settings (pip config, CA files), which a new machine of this kind has
+# too. Needs root and debootstrap.
 set -euo pipefail
 
 die() { echo "fresh-machine: $*" >&2; exit 1; }
