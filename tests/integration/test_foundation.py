@@ -54,6 +54,7 @@ def test_ansible_cfg_settings():
     assert int(d["forks"]) >= 10
     assert d["fact_caching"] == "jsonfile" and d["fact_caching_connection"].startswith(".cache")
     assert "profile_tasks" in d["callbacks_enabled"]
+    assert "stratdata.pi_cluster.prefork" in d["callbacks_enabled"]
     assert cfg["ssh_connection"].getboolean("pipelining")
     assert "ControlPersist" in cfg["ssh_connection"]["ssh_args"]
     assert ".cache/" in (REPO / ".gitignore").read_text()
