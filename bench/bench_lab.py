@@ -8,17 +8,18 @@ Rows:
   lab up             lab/lab.sh up on a fresh lab (image cached)
   first converge     site.yml on fresh containers
   no-op re-run       site.yml again: the project's settings (pipelining, ControlPersist,
-                     smart gathering with the fact cache, forks from ansible.cfg)
+                     smart gathering with the fact cache, forks from ansible.cfg, the prefork callback)
+  no-op, no prefork  the same without the stratdata.pi_cluster.prefork callback (what it saves)
   no-op, defaults    the same run with Ansible's defaults: no pipelining, no ControlPersist
                      (ANSIBLE_SSH_ARGS=''), facts gathered in full by every play
-                     (ANSIBLE_GATHERING=implicit, memory cache), forks 5
+                     (ANSIBLE_GATHERING=implicit, memory cache), forks 5, no prefork callback
   no-op, mitogen     the no-op re-run under Mitogen (scripts/mitogen-env.sh: mitogen_linear strategy)
   no-op, free        the no-op re-run with ANSIBLE_STRATEGY=free (each host runs its play at its own pace;
                      plays still run one after the other)
   no-op, mitogen free  both (scripts/mitogen-env.sh free: mitogen_free)
   --tags base_os     a no-op run of one layer's tag: only preflight and base_os run
   floor              a facts-only run on the seven hosts (ansible -m setup, gather_subset=min),
-                     the project's settings: the cost of just reaching every host once
+                     the project's settings: the cost of just reaching every host once (median of three)
 Performance only; nothing here asserts a time.
 """
 
@@ -131,6 +132,11 @@ def main() -> None:
     noop = elapsed
     rows.append(("no-op re-run (project settings)", elapsed, str(changed(text)), str(task_runs(text))))
 
+    no_prefork = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
+    elapsed, text = timed("noop-no-prefork", playbook(), dict(env, **no_prefork))
+    noop_no_prefork = elapsed
+    rows.append(("no-op re-run, no prefork callback", elapsed, str(changed(text)), str(task_runs(text))))
+
     elapsed, text = timed("noop-mitogen", playbook(), mitogen_env(env))
     noop_mitogen = elapsed
     rows.append(("no-op re-run, mitogen", elapsed, str(changed(text)), str(task_runs(text))))
@@ -152,6 +158,7 @@ def main() -> None:
             "ANSIBLE_GATHERING": "implicit",
             "ANSIBLE_CACHE_PLUGIN": "memory",
             "ANSIBLE_FORKS": "5",
+            **no_prefork,
         }
     )
     # the lab inventory's ssh args carry a ControlPath (for testinfra): drop it so no multiplexed
@@ -176,9 +183,10 @@ def main() -> None:
         "-a",
         "gather_subset=min",
     ]
-    elapsed, _ = timed("floor", floor_cmd, env)
-    floor = elapsed
-    rows.append(("floor: facts-only (setup, min)", elapsed, "-", "7"))
+    # the floor is short, so its noise moves every ratio: the median of three runs
+    floors = sorted(timed(f"floor-{i}", floor_cmd, env)[0] for i in range(3))
+    floor = floors[1]
+    rows.append(("floor: facts-only (setup, min)", floor, "-", "7"))
 
     print()
     print(f"pi-cluster lab bench ({os.cpu_count()} CPUs), site.yml on 7 podman hosts over SSH")
@@ -189,6 +197,8 @@ def main() -> None:
     print("-" * 72)
     print(f"defaults / project settings (no-op): {noop_defaults / noop:.2f}x")
     print(f"project settings / mitogen (no-op): {noop / noop_mitogen:.2f}x")
+    print(f"no prefork / project settings (no-op): {noop_no_prefork / noop:.2f}x")
+    print(f"floor runs: {', '.join(f'{f:.1f}' for f in floors)} s")
     print(f"logs: {LOG_DIR.relative_to(REPO)}/")
     if not args.reuse:
         # the bench made this lab: leave the machine as it found it

@@ -63,8 +63,8 @@ recap = localhost_recap
 
 # The task that checks the k3s version in each role (hand-written, from the roles' task files).
 VERSION_CHECK_TASK = {
-    "k3s_server": "k3s_server : Refuse a malformed k3s version",
-    "k3s_agent": "k3s_agent : Refuse a malformed k3s version",
+    "k3s_server": "k3s_server : Refuse a malformed k3s version or a node address that is not an IP",
+    "k3s_agent": "k3s_agent : Refuse a malformed k3s version or addresses that are not IPs",
     "k3s_binary": "k3s_binary : Validate the k3s version and architecture",
 }
 

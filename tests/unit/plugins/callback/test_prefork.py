@@ -1,50 +1,53 @@
 """The prefork callback: what the task workers inherit from the controller (filters, tests, frozen objects)."""
 
-import gc
+import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
-
-import pytest
 
 from conftest import REPO
 
-
-
-@pytest.fixture(scope="module")
-def prefork():
-    from ansible.plugins.loader import init_plugin_loader
-    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-
-    if not any(isinstance(finder, _AnsibleCollectionFinder) for finder in sys.meta_path):
-        init_plugin_loader([str(REPO / "collections")])
-    from ansible_collections.stratdata.pi_cluster.plugins.callback import prefork as module
-
-    yield module
-    gc.unfreeze()
-
-
-def test_play_start_loads_filters_and_tests_and_freezes(prefork):
-    from ansible.plugins.loader import filter_loader, test_loader
-
-    gc.unfreeze()
+# A fresh interpreter set up as ansible-playbook sets itself up (the collection loader installed before any
+# ansible_collections import), then one play start.
+PROBE = textwrap.dedent(
+    """
+    import gc, json, sys
+    from ansible.plugins.loader import filter_loader, init_plugin_loader, test_loader
+    init_plugin_loader([sys.argv[1]])
+    from ansible_collections.stratdata.pi_cluster.plugins.callback import prefork
+    before = {"filters": len(filter_loader._cached_non_collection_wrappers), "frozen": gc.get_freeze_count()}
     prefork.CallbackModule().v2_playbook_on_play_start(None)
+    print(json.dumps({
+        "before": before,
+        "builtin_filters": sorted(n for n in ("bool", "to_json", "ansible.builtin.regex_replace")
+                                  if n in filter_loader._cached_non_collection_wrappers),
+        "builtin_tests": sorted(n for n in ("match", "version") if n in test_loader._cached_non_collection_wrappers),
+        "modules": sorted(m for m in sys.modules if m.startswith("ansible_collections.stratdata.pi_cluster.plugins.")),
+        "fqcn": filter_loader.get("stratdata.pi_cluster.k3s_upgrade_plan") is not None,
+        "frozen": gc.get_freeze_count(),
+        "names": {kind: sorted(prefork._collection_plugin_names(kind)) for kind in ("filter", "test")},
+    }))
+    """
+)
 
-    # the cache a worker consults before importing every filter/test plugin file again (loader.py, Jinja2Loader)
-    assert "bool" in filter_loader._cached_non_collection_wrappers
-    assert "match" in test_loader._cached_non_collection_wrappers
-    # the collection's own plugins, by the module names the loader gives them
+
+def test_play_start_loads_filters_and_tests_and_freezes():
+    out = subprocess.run([sys.executable, "-c", PROBE, str(REPO / "collections")], cwd=REPO, capture_output=True,
+                         text=True, check=True)
+    got = json.loads(out.stdout)
+    # nothing loaded before the play starts: a worker forked then would load it all itself
+    assert got["before"] == {"filters": 0, "frozen": 0}
+    # the cache a worker consults before importing every filter/test plugin file again (Jinja2Loader)
+    assert got["builtin_filters"] == ["ansible.builtin.regex_replace", "bool", "to_json"]
+    assert got["builtin_tests"] == ["match", "version"]
+    # the collection's own plugins, by the module names the plugin loader gives them
     for module in ("filter.k3s", "filter.pi_host", "filter.assessment", "test.dag_mode"):
-        assert f"ansible_collections.stratdata.pi_cluster.plugins.{module}" in sys.modules
-    assert filter_loader.get("stratdata.pi_cluster.k3s_upgrade_plan") is not None
-    assert gc.get_freeze_count() > 0
-
-
-def test_collection_plugin_names_are_fqcn(prefork):
-    names = set(prefork._collection_plugin_names("filter"))
-    assert {"stratdata.pi_cluster.is_ip", "stratdata.pi_cluster.file_differs"} <= names
-    assert set(prefork._collection_plugin_names("test")) == {"stratdata.pi_cluster.dag_mode"}
+        assert f"ansible_collections.stratdata.pi_cluster.plugins.{module}" in got["modules"]
+    assert got["fqcn"] and got["frozen"] > 10000
+    assert {"stratdata.pi_cluster.is_ip", "stratdata.pi_cluster.file_differs"} <= set(got["names"]["filter"])
+    assert got["names"]["test"] == ["stratdata.pi_cluster.dag_mode"]
 
 
 def test_documented_for_ansible_doc():
