@@ -72,6 +72,15 @@ options:
     type: list
     elements: str
     default: []
+  versions:
+    description:
+      - Executables asked for their version (C(PATH --version)), reported in C(pi_host.versions) as C(rc) and
+        C(stdout_lines), the shape of a registered C(command) result; a missing or non-executable path answers
+        C(rc=2) and no output without starting a process. For a role that would otherwise spend a round trip on
+        a C(command) task (the k3s binary).
+    type: list
+    elements: path
+    default: []
 attributes:
   check_mode:
     support: full
@@ -123,6 +132,8 @@ ansible_facts:
         units: {chrony: enabled}
         units_active: {chrony: active}
         kernel_modules: {overlay: true, br_netfilter: false}
+        versions:
+          /usr/local/bin/k3s: {rc: 0, stdout_lines: ["k3s version v1.33.5+k3s1 (a2ba1c1a)", "go version go1.24.6"]}
 """
 
 import grp
@@ -257,6 +268,18 @@ def unit_states(module, names, question="is-enabled"):
     return states
 
 
+def binary_versions(module, paths):
+    """{path: {rc, stdout_lines}} of `PATH --version`; rc 2 without a process when PATH is not an executable file."""
+    versions = {}
+    for path in paths:
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            versions[path] = {"rc": 2, "stdout_lines": []}
+            continue
+        rc, out, _err = module.run_command([path, "--version"])
+        versions[path] = {"rc": rc, "stdout_lines": out.splitlines()}
+    return versions
+
+
 def package_versions(module, names):
     """{name: installed version or None} from one dpkg-query call."""
     versions = dict((name, None) for name in names)
@@ -299,6 +322,7 @@ def gather(module):
         "units_active": unit_states(module, params["active_units"], "is-active"),
         "kernel_modules": dict((name, os.path.isdir("/sys/module/" + name.replace("-", "_")))
                                for name in params["kernel_modules"]),
+        "versions": binary_versions(module, params["versions"]),
     }
 
 
@@ -312,6 +336,7 @@ def argument_spec():
         units=dict(type="list", elements="str", default=[]),
         active_units=dict(type="list", elements="str", default=[]),
         kernel_modules=dict(type="list", elements="str", default=[]),
+        versions=dict(type="list", elements="path", default=[]),
     )
 
 

@@ -138,6 +138,25 @@ def test_links_units_and_kernel_modules_in_one_call(tmp_path):
     assert state["type"] == "file" and state["sha1"] is None and state["mode"]
 
 
+def test_versions_answer_like_a_command_result(tmp_path):
+    """k3s_binary decides on {rc, stdout_lines} of `k3s --version`; pi_host_facts answers in that shape."""
+    fake = tmp_path / "k3s"
+    fake.write_text('#!/bin/sh\necho "k3s version v1.33.5+k3s1 (a2ba1c1a)"\necho "go version go1.24.6"\n')
+    fake.chmod(0o755)
+    not_executable = tmp_path / "k3s-not-executable"
+    not_executable.write_text("#!/bin/sh\necho never\n")
+    args = json.dumps({"versions": [str(fake), str(tmp_path / "missing"), str(not_executable)]})
+    result = run_ansible(["ansible", "localhost", "-i", "localhost,", "-c", "local", "-m",
+                          "stratdata.pi_cluster.pi_host_facts", "-a", args, "--check",
+                          "-e", "ansible_python_interpreter=%s" % sys.executable])
+    assert result.returncode == 0, result.stdout
+    versions = json.loads(result.stdout.split("=>", 1)[1])["ansible_facts"]["pi_host"]["versions"]
+    assert versions[str(fake)] == {"rc": 0, "stdout_lines": ["k3s version v1.33.5+k3s1 (a2ba1c1a)",
+                                                             "go version go1.24.6"]}
+    assert versions[str(tmp_path / "missing")] == {"rc": 2, "stdout_lines": []}
+    assert versions[str(not_executable)] == {"rc": 2, "stdout_lines": []}
+
+
 def test_every_unit_a_role_reads_is_one_its_fact_call_asks_for():
     """pi_host.units[X] / pi_host.units_active[X] in a role needs X in that role's units / active_units.
 
