@@ -70,22 +70,23 @@ class CallbackModule(CallbackBase):
 
     def __init__(self, *args, **kwargs):
         super(CallbackModule, self).__init__(*args, **kwargs)
-        self._collection_plugins = None
+        self._collection_loaded = False
 
     def v2_playbook_on_play_start(self, play):
-        # Every play: a role with its own filter_plugins directory, loaded while parsing, empties the loaders'
-        # caches; when they are full this costs nothing.
-        if self._collection_plugins is None:
-            self._collection_plugins = {kind: list(_collection_plugin_names(kind)) if _COLLECTION else []
-                                        for kind in ("filter", "test")}
-        for loader, kind in ((filter_loader, "filter"), (test_loader, "test")):
+        # Every play: a role with its own filter_plugins directory, loaded at run time by include_role, empties
+        # the loaders' caches; while they are full, all() returns at once.
+        for loader in (filter_loader, test_loader):
             for _plugin in loader.all():
                 pass
-            for fqcn in self._collection_plugins[kind]:
-                try:
-                    loader.get(fqcn)
-                except Exception as exc:  # pylint: disable=broad-except  # the task that uses it reports a broken plugin
-                    self._display.vvvv("prefork: %s not preloaded: %s" % (fqcn, exc))
+        # Once: the collection's plugin modules stay imported (sys.modules) for the whole run.
+        if _COLLECTION and not self._collection_loaded:
+            self._collection_loaded = True
+            for loader, kind in ((filter_loader, "filter"), (test_loader, "test")):
+                for fqcn in _collection_plugin_names(kind):
+                    try:
+                        loader.get(fqcn)
+                    except Exception as exc:  # pylint: disable=broad-except  # the task that uses it reports it
+                        self._display.vvvv("prefork: %s not preloaded: %s" % (fqcn, exc))
         # What is alive now (playbook, inventory, variables, the plugins above) lives until the run ends: out of
         # the collector's reach, a worker's garbage collections no longer write to those objects, which would
         # copy their memory pages into every fork (Python's gc.freeze() documentation describes this use).
