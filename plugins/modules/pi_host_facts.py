@@ -60,15 +60,17 @@ options:
   units:
     description:
       - systemd units whose C(systemctl is-enabled) answer is reported in C(pi_host.units)
-        (C(enabled), C(disabled), C(static), ... or C(not-found)).
+        (C(enabled), C(disabled), C(static), C(masked), ... or C(not-found)).
+      - All units of O(units) and O(active_units) are read with one C(systemctl show) process. An alias
+        answers with the state of the unit it names (C(systemctl is-enabled) would say C(alias)).
     type: list
     elements: str
     default: []
   active_units:
     description:
       - systemd units whose C(systemctl is-active) answer is reported in C(pi_host.units_active)
-        (C(active), C(inactive), C(failed), ... or C(not-found)); one process per unit, so only the units a
-        role starts itself.
+        (C(active), C(inactive), C(failed), ...; C(inactive) for a unit systemd does not know, as
+        C(systemctl is-active) says; C(not-found) when systemctl does not answer).
     type: list
     elements: str
     default: []
@@ -254,18 +256,51 @@ def file_state(path, checksum=True):
     }
 
 
-def unit_states(module, names, question="is-enabled"):
-    """{unit: systemctl is-enabled (or is-active) answer}; 'not-found' when systemctl has no answer."""
-    states = dict((name, "not-found") for name in names)
-    systemctl = module.get_bin_path("systemctl") if names else None
+def parse_unit_show(text, count):
+    """[{property: value}] of `systemctl show` for `count` units, in the order asked; None when the answer does
+    not have one block per unit (systemd not running, an old systemctl)."""
+    blocks = [block for block in (text or "").strip().split("\n\n")]
+    if count == 0 or len(blocks) != count:
+        return None
+    units = []
+    for block in blocks:
+        values = {}
+        for line in block.splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                values[key] = value
+        units.append(values)
+    return units
+
+
+def unit_file_state(values):
+    """What `systemctl is-enabled` answers, from `systemctl show` properties: the unit file state, or
+    not-found for a unit systemd does not know (an alias answers for the unit it names)."""
+    if values.get("LoadState") == "not-found":
+        return "not-found"
+    return values.get("UnitFileState") or "not-found"
+
+
+def unit_states(module, names, active_names):
+    """({unit: is-enabled answer}, {unit: is-active answer}) from ONE `systemctl show` of every unit asked;
+    'not-found' for a unit systemd does not know, or everywhere when systemctl has no answer."""
+    enabled = dict((name, "not-found") for name in names)
+    active = dict((name, "not-found") for name in active_names)
+    asked = list(dict.fromkeys(list(names) + list(active_names)))
+    systemctl = module.get_bin_path("systemctl") if asked else None
     if not systemctl:
-        return states
+        return enabled, active
+    _rc, out, _err = module.run_command([systemctl, "show", "--property=Id,LoadState,UnitFileState,ActiveState",
+                                         "--"] + asked)
+    shown = parse_unit_show(out, len(asked))
+    if shown is None:
+        return enabled, active
+    by_name = dict(zip(asked, shown))
     for name in names:
-        _rc, out, _err = module.run_command([systemctl, question, name])
-        answer = out.strip().splitlines()
-        if answer:
-            states[name] = answer[-1].strip()
-    return states
+        enabled[name] = unit_file_state(by_name[name])
+    for name in active_names:
+        active[name] = by_name[name].get("ActiveState") or "not-found"
+    return enabled, active
 
 
 def binary_versions(module, paths):
@@ -303,6 +338,7 @@ def gather(module):
     cmdline_path = next((p for p in params["cmdline_paths"] if os.path.isfile(p)), "")
     cmdline_text = read_text(cmdline_path, "") if cmdline_path else ""
     cmdline = (cmdline_text.splitlines() or [""])[0].strip()
+    units, units_active = unit_states(module, params["units"], params["active_units"])
     return {
         "hostname": socket.gethostname(),
         "in_container": bool(kind),
@@ -318,8 +354,8 @@ def gather(module):
         "memory_cgroup": memory_cgroup(read_text("/sys/fs/cgroup/cgroup.controllers"), read_text("/proc/cgroups")),
         "packages": package_versions(module, params["packages"]),
         "files": dict((path, file_state(path, params["checksum"])) for path in params["files"]),
-        "units": unit_states(module, params["units"]),
-        "units_active": unit_states(module, params["active_units"], "is-active"),
+        "units": units,
+        "units_active": units_active,
         "kernel_modules": dict((name, os.path.isdir("/sys/module/" + name.replace("-", "_")))
                                for name in params["kernel_modules"]),
         "versions": binary_versions(module, params["versions"]),

@@ -10,6 +10,8 @@ asserted here; the files and enabled units that make them happen on a real Pi ar
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -195,3 +197,22 @@ def test_k3s_agent_config_and_unit(host, hostvars):
     unit = host.file("/etc/systemd/system/k3s-agent.service").content_string
     assert "Type=exec" in unit and "k3s \\\n    agent" in unit
     assert host.service("k3s-agent").is_enabled
+
+
+# --- the roles' one read per host (pi_host_facts) ----------------------------------------------
+
+
+def test_host_read_answers_as_systemctl(host):
+    """pi_host_facts reads every unit with ONE `systemctl show`; its answers are what `systemctl is-enabled` /
+    `is-active` say on this release's real systemd (an alias answers for the unit it names)."""
+    units = ["chrony", "chrony-wait", "iscsid", "ssh", "multipathd.socket", "k3s", "k3s-agent",
+             "no-such-unit-pi-cluster"]
+    with host.sudo():
+        args = json.dumps({"units": units + ["sshd"], "active_units": units})
+        read = host.ansible("stratdata.pi_cluster.pi_host_facts", args, check=False)["ansible_facts"]["pi_host"]
+        for unit in units:
+            enabled = host.run("systemctl is-enabled %s", unit).stdout.strip() or "not-found"
+            active = host.run("systemctl is-active %s", unit).stdout.strip()
+            assert (unit, read["units"][unit]) == (unit, enabled)
+            assert (unit, read["units_active"][unit]) == (unit, active)
+    assert read["units"]["sshd"] == read["units"]["ssh"] == "enabled"
