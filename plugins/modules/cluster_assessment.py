@@ -328,14 +328,14 @@ def _write(path, text):
         raise
 
 
-def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    params = module.params
+def run_assessment(params):
+    """(result, error message or None) of one assessment from the module's validated parameters; writes the
+    report files when report_dir is set. Shared by main() and the action plugin of the same name."""
     state = dict((key, params[key]) for key in STATE_KEYS if params.get(key) is not None)
     options = dict((key, params[key]) for key in OPTION_KEYS)
     now = parse_time(params["now"]) if params["now"] else datetime.now(timezone.utc)
     if now is None:
-        module.fail_json(msg="now=%r is not an ISO 8601 time" % params["now"])
+        return {}, "now=%r is not an ISO 8601 time" % params["now"]
     options["now"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     report = assess(state, options)
     markdown = render_markdown(report, context=params["report_context"])
@@ -349,8 +349,8 @@ def main():
             _write(files["markdown"], markdown)
             _write(files["json"], render_json(report))
         except OSError as exc:
-            module.fail_json(msg="cannot write the report into %s: %s" % (params["report_dir"], exc))
-    module.exit_json(
+            return {}, "cannot write the report into %s: %s" % (params["report_dir"], exc)
+    return dict(
         changed=False,
         overall_status=report["overall_status"],
         summary=report["summary"],
@@ -362,7 +362,15 @@ def main():
         markdown=markdown,
         report=report,
         report_files=files,
-    )
+    ), None
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    result, error = run_assessment(module.params)
+    if error:
+        module.fail_json(msg=error)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

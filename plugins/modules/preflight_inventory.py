@@ -20,7 +20,8 @@ description:
   - Adds the problems found by other checks (O(extra_problems), e.g. those of
     M(stratdata.pi_cluster.role_options)) to the same report.
   - Reports every problem at once, each as a sentence that names it, and fails when there is any.
-  - Runs on the control machine and changes nothing.
+  - Runs on the control machine and changes nothing. An action plugin runs the checks in the controller's worker
+    (no module process), with this argument spec.
 options:
   groups:
     description: The inventory's C(groups) magic variable.
