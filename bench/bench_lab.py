@@ -19,7 +19,9 @@ Rows:
   no-op, mitogen free  both (scripts/mitogen-env.sh free: mitogen_free)
   --tags base_os     a no-op run of one layer's tag: only preflight and base_os run
   floor              a facts-only run on the seven hosts (ansible -m setup, gather_subset=min),
-                     the project's settings: the cost of just reaching every host once (median of three)
+                     the project's settings: the cost of just reaching every host once
+The floor and the no-op rows run in three interleaved rounds (every configuration once per round, so a burst
+of load hits all alike); each row is the median of its three runs, and the runs are printed next to it.
 Performance only; nothing here asserts a time.
 """
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -40,6 +43,7 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
 VENV = Path(os.environ.get("PI_CLUSTER_VENV", CACHE / "pi-cluster" / "venv"))
 LOG_DIR = REPO / ".cache" / "bench-lab"
 INVENTORY = "inventory/lab/hosts.yml"
+ROUNDS = 3
 VAULT = "lab/vault-password.txt"
 
 
@@ -117,39 +121,18 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="use the running lab (no fresh first converge)")
     args = parser.parse_args()
     env = base_env()
-    rows: list[tuple[str, float, str, str]] = []
+    rows: list[tuple[str, float, str, str, list[float]]] = []
 
     if not args.reuse:
         subprocess.run(["bash", "lab/lab.sh", "down"], cwd=REPO, env=env, check=True)
         elapsed, _ = timed("lab-up", ["bash", "lab/lab.sh", "up"], env)
-        rows.append(("lab up (7 containers)", elapsed, "", ""))
+        rows.append(("lab up (7 containers)", elapsed, "", "", [elapsed]))
         elapsed, text = timed("first-converge", playbook(), env)
-        rows.append(("first converge", elapsed, str(changed(text)), str(task_runs(text))))
+        rows.append(("first converge", elapsed, str(changed(text)), str(task_runs(text)), [elapsed]))
     else:
         timed("lab-up", ["bash", "lab/lab.sh", "up"], env)
 
-    elapsed, text = timed("noop", playbook(), env)
-    noop = elapsed
-    rows.append(("no-op re-run (project settings)", elapsed, str(changed(text)), str(task_runs(text))))
-
     no_prefork = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks"}
-    elapsed, text = timed("noop-no-prefork", playbook(), dict(env, **no_prefork))
-    noop_no_prefork = elapsed
-    rows.append(("no-op re-run, no prefork callback", elapsed, str(changed(text)), str(task_runs(text))))
-
-    elapsed, text = timed("noop-mitogen", playbook(), mitogen_env(env))
-    noop_mitogen = elapsed
-    rows.append(("no-op re-run, mitogen", elapsed, str(changed(text)), str(task_runs(text))))
-
-    elapsed, text = timed("noop-free", playbook(), dict(env, ANSIBLE_STRATEGY="free"))
-    rows.append(("no-op re-run, strategy free", elapsed, str(changed(text)), str(task_runs(text))))
-
-    elapsed, text = timed("noop-mitogen-free", playbook(), mitogen_env(env, "free"))
-    rows.append(("no-op re-run, mitogen free", elapsed, str(changed(text)), str(task_runs(text))))
-
-    elapsed, text = timed("noop-tag-base_os", playbook(["--tags", "base_os"]), env)
-    rows.append(("no-op --tags base_os", elapsed, str(changed(text)), str(task_runs(text))))
-
     defaults = dict(env)
     defaults.update(
         {
@@ -167,10 +150,6 @@ def main() -> None:
         "-e",
         "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR'",
     ]
-    elapsed, text = timed("noop-defaults", playbook(no_mux), defaults)
-    rows.append(("no-op re-run, Ansible defaults", elapsed, str(changed(text)), str(task_runs(text))))
-    noop_defaults = elapsed
-
     floor_cmd = [
         tool("ansible"),
         "k3s_cluster",
@@ -183,22 +162,48 @@ def main() -> None:
         "-a",
         "gather_subset=min",
     ]
-    # the floor is short, so its noise moves every ratio: the median of three runs
-    floors = sorted(timed(f"floor-{i}", floor_cmd, env)[0] for i in range(3))
-    floor = floors[1]
-    rows.append(("floor: facts-only (setup, min)", floor, "-", "7"))
+    # (key, row name, command, environment); every no-op run leaves the lab as it found it
+    runs = [
+        ("floor", "floor: facts-only (setup, min)", floor_cmd, env),
+        ("noop", "no-op re-run (project settings)", playbook(), env),
+        ("noop-no-prefork", "no-op re-run, no prefork callback", playbook(), dict(env, **no_prefork)),
+        ("noop-mitogen", "no-op re-run, mitogen", playbook(), mitogen_env(env)),
+        ("noop-free", "no-op re-run, strategy free", playbook(), dict(env, ANSIBLE_STRATEGY="free")),
+        ("noop-mitogen-free", "no-op re-run, mitogen free", playbook(), mitogen_env(env, "free")),
+        ("noop-tag-base_os", "no-op --tags base_os", playbook(["--tags", "base_os"]), env),
+        ("noop-defaults", "no-op re-run, Ansible defaults", playbook(no_mux), defaults),
+    ]
+    # ROUNDS rounds, each running every configuration once, so that a burst of load on the machine hits all
+    # of them alike; each row is the median of its runs
+    times: dict[str, list[float]] = {key: [] for key, *_ in runs}
+    texts: dict[str, list[str]] = {key: [] for key, *_ in runs}
+    for round_no in range(ROUNDS):
+        for key, _name, cmd, run_env in runs:
+            elapsed, text = timed(f"{key}-{round_no + 1}", cmd, run_env)
+            times[key].append(elapsed)
+            texts[key].append(text)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    for key, name, _cmd, _env in runs:
+        if key == "floor":
+            continue
+        # changed: the largest count of any run (each must be 0); task runs: of the first run
+        rows.append((name, median[key], str(max(changed(t) for t in texts[key])), str(task_runs(texts[key][0])),
+                     times[key]))
+    rows.append(("floor: facts-only (setup, min)", median["floor"], "-", "7", times["floor"]))
+    floor, noop = median["floor"], median["noop"]
 
     print()
     print(f"pi-cluster lab bench ({os.cpu_count()} CPUs), site.yml on 7 podman hosts over SSH")
-    print(f"{'run':34} {'wall s':>8} {'changed':>8} {'task runs':>10} {'x floor':>8}")
-    print("-" * 72)
-    for name, secs, chg, runs in rows:
-        print(f"{name:34} {secs:8.1f} {chg:>8} {runs:>10} {secs / floor:8.1f}")
-    print("-" * 72)
-    print(f"defaults / project settings (no-op): {noop_defaults / noop:.2f}x")
-    print(f"project settings / mitogen (no-op): {noop / noop_mitogen:.2f}x")
-    print(f"no prefork / project settings (no-op): {noop_no_prefork / noop:.2f}x")
-    print(f"floor runs: {', '.join(f'{f:.1f}' for f in floors)} s")
+    print(f"{'run':34} {'wall s':>8} {'changed':>8} {'task runs':>10} {'x floor':>8}  runs (s)")
+    print("-" * 90)
+    for name, secs, chg, task_count, each in rows:
+        spread = ", ".join(f"{t:.1f}" for t in each) if len(each) > 1 else ""
+        print(f"{name:34} {secs:8.1f} {chg:>8} {task_count:>10} {secs / floor:8.1f}  {spread}")
+    print("-" * 90)
+    print(f"no-op rows and the floor: the median of {ROUNDS} interleaved rounds")
+    print(f"defaults / project settings (no-op): {median['noop-defaults'] / noop:.2f}x")
+    print(f"project settings / mitogen (no-op): {noop / median['noop-mitogen']:.2f}x")
+    print(f"no prefork / project settings (no-op): {median['noop-no-prefork'] / noop:.2f}x")
     print(f"logs: {LOG_DIR.relative_to(REPO)}/")
     if not args.reuse:
         # the bench made this lab: leave the machine as it found it
