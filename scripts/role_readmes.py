@@ -121,7 +121,7 @@ def generated(role_dir: Path) -> str:
     lines += ["## Dependencies", "",
               "- Roles: %s." % (", ".join(["`%s`" % (d.get("role") if isinstance(d, dict) else d)
                                            for d in dependencies]
-                                          + ["`stratdata.pi_cluster.%s` (included at run time)" % name
+                                          + ["`stratdata.pi_cluster.%s` (imported or included by its tasks)" % name
                                              for name in _included_roles(role_dir)]) or "none"),
               "- Collections: %s." % (", ".join("`%s`" % c for c in collections) or "ansible.builtin only"), ""]
     playbooks = _playbooks(role)
