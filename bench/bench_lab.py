@@ -98,6 +98,11 @@ def playbook(extra: list[str] | None = None) -> list[str]:
     ]
 
 
+def adhoc(module: str, *args: str) -> list[str]:
+    """An ad-hoc `ansible` run of one module on the seven lab hosts."""
+    return [tool("ansible"), "k3s_cluster", "-i", INVENTORY, "--vault-password-file", VAULT, "-m", module, *args]
+
+
 def changed(text: str) -> int:
     return sum(c["changed"] for h, c in parse_recap(text).items() if h != "localhost")
 
@@ -151,18 +156,7 @@ def main() -> None:
         "-e",
         "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR'",
     ]
-    floor_cmd = [
-        tool("ansible"),
-        "k3s_cluster",
-        "-i",
-        INVENTORY,
-        "--vault-password-file",
-        VAULT,
-        "-m",
-        "ansible.builtin.setup",
-        "-a",
-        "gather_subset=min",
-    ]
+    floor_cmd = adhoc("ansible.builtin.setup", "-a", "gather_subset=min")
     # (key, row name, command, environment); every no-op run leaves the lab as it found it
     runs = [
         ("floor", "floor: facts-only (setup, min)", floor_cmd, env),
@@ -181,7 +175,7 @@ def main() -> None:
     # every timed run starts with the SSH masters of the project settings open (ControlPersist 60s), as the
     # no-op runs that follow one another would: the defaults row opens none and lasts about a minute, so
     # without this the run after it (the floor, in rounds 2 and 3) would pay seven handshakes the others don't
-    warm_up = [tool("ansible"), "k3s_cluster", "-i", INVENTORY, "--vault-password-file", VAULT, "-m", "ping"]
+    warm_up = adhoc("ansible.builtin.ping")
     for round_no in range(ROUNDS):
         for key, _name, cmd, run_env in runs:
             subprocess.run(warm_up, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, check=True)

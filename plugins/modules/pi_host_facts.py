@@ -259,8 +259,8 @@ def file_state(path, checksum=True):
 def parse_unit_show(text, count):
     """[{property: value}] of `systemctl show` for `count` units, in the order asked; None when the answer does
     not have one block per unit (systemd not running, an old systemctl)."""
-    blocks = [block for block in (text or "").strip().split("\n\n")]
-    if count == 0 or len(blocks) != count:
+    blocks = (text or "").strip().split("\n\n")
+    if len(blocks) != count:
         return None
     units = []
     for block in blocks:
